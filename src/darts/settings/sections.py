@@ -1,0 +1,143 @@
+"""The option sections shared by several commands.
+
+Pipeline-specific sections live with their commands' settings; these are the ones every
+data-touching command needs: where data lives, which remote services to talk to, and
+how patiently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from darts.settings.options import Section, option
+
+CDSE_STAC_URL = "https://stac.dataspace.copernicus.eu/v1/"
+CDSE_S3_ENDPOINT = "https://eodata.dataspace.copernicus.eu"
+PGC_STAC_URL = "https://stac.pgc.umn.edu/api/v1/"
+ARCTICDEM_INDEX_URL = (
+    "https://data.pgc.umn.edu/elev/dem/setsm/ArcticDEM/indexes/"
+    "ArcticDEM_Mosaic_Index_latest_gpqt.zip"
+)
+EARTH_ENGINE_URL = "https://earthengine.googleapis.com"
+
+
+@dataclass(frozen=True)
+class DefaultDirs(Section):
+    SECTION = "default-dirs"
+
+    darts_dir: Path | None = option(
+        None,
+        env="DARTS_DATA_DIR",
+        help="root of everything DARTS keeps (default: $XDG_DATA_HOME/darts "
+        "or ~/.local/share/darts)",
+        metavar="DIR",
+    )
+    fast_dir: Path | None = option(
+        None,
+        env="DARTS_FAST_DATA_DIR",
+        help="fast storage for randomly read data: auxiliary datacubes, models "
+        "(default: the darts dir)",
+        metavar="DIR",
+    )
+    large_dir: Path | None = option(
+        None,
+        env="DARTS_LARGE_DATA_DIR",
+        help="large storage for bulk data: raw scenes, outputs (default: the darts dir)",
+        metavar="DIR",
+    )
+
+
+@dataclass(frozen=True)
+class Endpoints(Section):
+    SECTION = "endpoints"
+
+    cdse_stac_url: str = option(
+        CDSE_STAC_URL, env="DARTS_CDSE_STAC_URL", help="CDSE STAC API root", metavar="URL"
+    )
+    cdse_s3_endpoint: str = option(
+        CDSE_S3_ENDPOINT,
+        env="DARTS_CDSE_S3_ENDPOINT",
+        help="CDSE S3 endpoint (bucket eodata)",
+        metavar="URL",
+    )
+    pgc_stac_url: str = option(
+        PGC_STAC_URL, env="DARTS_PGC_STAC_URL", help="PGC STAC API root", metavar="URL"
+    )
+    arcticdem_index_url: str = option(
+        ARCTICDEM_INDEX_URL,
+        env="DARTS_ARCTICDEM_INDEX_URL",
+        help="ArcticDEM mosaic index (zip of GeoParquet files)",
+        metavar="URL",
+    )
+    earth_engine_url: str = option(
+        EARTH_ENGINE_URL,
+        env="DARTS_EARTH_ENGINE_URL",
+        help="Earth Engine API base URL",
+        metavar="URL",
+    )
+    tcvis_stac_url: str | None = option(
+        None,
+        env="DARTS_TCVIS_STAC_URL",
+        help="a TCVIS mirror published as STAC + COG (default: none, use Earth Engine)",
+        metavar="URL",
+    )
+    aws_credentials_file: Path | None = option(
+        None,
+        env="AWS_SHARED_CREDENTIALS_FILE",
+        help="AWS credentials file holding --aws-profile (default: ~/.aws/credentials)",
+        metavar="PATH",
+    )
+    aws_profile: str | None = option(
+        None,
+        env="AWS_PROFILE",
+        help="named AWS profile holding the CDSE S3 keys (default: the AWS_ACCESS_KEY_ID"
+        " and AWS_SECRET_ACCESS_KEY environment variables)",
+        metavar="NAME",
+    )
+
+
+@dataclass(frozen=True)
+class Network(Section):
+    SECTION = "network"
+
+    request_timeout: float = option(
+        60.0, env="DARTS_REQUEST_TIMEOUT", help="seconds before a request is abandoned"
+    )
+    max_retries: int = option(
+        5, env="DARTS_MAX_RETRIES", help="retries on 429, 5xx and broken connections"
+    )
+    max_concurrency: int = option(4, env="DARTS_MAX_CONCURRENCY", help="requests in flight at once")
+
+
+@dataclass(frozen=True)
+class Storage(Section):
+    """Where a pipeline keeps what it downloads and writes."""
+
+    SECTION = "pipeline"
+
+    raw_data_source: str = option(
+        "cdse",
+        choices=("cdse", "cdse-mosaic", "gee"),
+        help="where Sentinel-2 scenes come from",
+    )
+    raw_data_store: Path | None = option(
+        None,
+        help="scene store (default: <large-dir>/sentinel2/<raw-data-source>)",
+        metavar="DIR",
+    )
+    no_raw_data_store: bool = option(
+        False, help="keep no downloaded scene on disk (refused with --offline)"
+    )
+    arcticdem_resolution: int = option(10, help="ArcticDEM resolution in metres: 2, 10 or 32")
+    arcticdem_dir: Path | None = option(
+        None,
+        help="ArcticDEM datacube (default: <fast-dir>/auxiliary/arcticdem_<res>m.icechunk)",
+        metavar="DIR",
+    )
+    tcvis_dir: Path | None = option(
+        None,
+        help="TCVIS datacube (default: <fast-dir>/auxiliary/tcvis.icechunk)",
+        metavar="DIR",
+    )
+    output_dir: Path | None = option(None, help="results (default: <large-dir>/out)", metavar="DIR")
