@@ -6,10 +6,25 @@ knows is an error wherever it appears in the file.
 
 from __future__ import annotations
 
-from darts.cli import debug_paths
-from darts.cli.parser import Command
+from collections.abc import Callable
+
+from darts.cli.parser import Command, CommandContext
+from darts.sandbox.options import SandboxOptions
 from darts.settings.resolve import CommandSpec
 from darts.settings.sections import DefaultDirs, Endpoints, Network, Storage
+
+
+def _lazy(module: str, function: str) -> Callable[[CommandContext], int]:
+    """Import a command's implementation only when it runs, so `darts --help` and
+    light commands do not pay for loading moto, rasterio or torch."""
+
+    def handler(ctx: CommandContext) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), function)(ctx)
+
+    return handler
+
 
 GROUP_HELP: dict[tuple[str, ...], str] = {
     ("inference",): "stage data and run thaw-slump inference",
@@ -20,6 +35,16 @@ ALL_COMMANDS: list[Command] = [
     Command(
         CommandSpec(("debug-paths",), (DefaultDirs, Storage, Endpoints, Network)),
         help="print every resolved path and setting, and where each value came from",
-        handler=debug_paths.run,
+        handler=_lazy("darts.cli.debug_paths", "run"),
+    ),
+    Command(
+        CommandSpec(("sandbox", "build"), (DefaultDirs, SandboxOptions)),
+        help="build (once) and cache a synthetic world",
+        handler=_lazy("darts.cli.sandbox", "build"),
+    ),
+    Command(
+        CommandSpec(("sandbox", "serve"), (DefaultDirs, SandboxOptions)),
+        help="serve a synthetic world through local CDSE, PGC and TCVIS stand-ins",
+        handler=_lazy("darts.cli.sandbox", "serve"),
     ),
 ]

@@ -16,6 +16,7 @@ request opens a new loopback connection (~0.1 ms).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -53,10 +54,9 @@ def reset_connection(environ: WSGIEnviron) -> NoReturn:
     """
     sock = environ.get("werkzeug.socket")
     if isinstance(sock, socket.socket):
-        try:
+        # OSError: the client already went away, nothing left to reset.
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        except OSError:
-            pass  # the client already went away: nothing left to reset
     raise ConnectionResetByServer("connection reset by the sandbox server")
 
 
@@ -85,9 +85,7 @@ class _SandboxHandlerMixin:
         level = logging.WARNING if type == "error" else logging.DEBUG
         _log.log(level, message, *args)
 
-    def connection_dropped(
-        self, error: BaseException, environ: WSGIEnviron | None = None
-    ) -> None:
+    def connection_dropped(self, error: BaseException, environ: WSGIEnviron | None = None) -> None:
         # Nothing (or not all) was answered, so the "Connection: close" header that
         # normally ends the exchange may not have been sent: without this the handler
         # would wait for another request on a connection the client considers dead.

@@ -46,13 +46,24 @@ DEFAULT_QUERYABLES: dict[str, dict[str, Any]] = {
     "id": {"description": "Item identifier", "type": "string"},
     "collection": {"description": "Collection identifier", "type": "string"},
     "datetime": {"description": "Acquisition time", "type": "string", "format": "date-time"},
-    "start_datetime": {"description": "Start of the time span", "type": "string", "format": "date-time"},
-    "end_datetime": {"description": "End of the time span", "type": "string", "format": "date-time"},
+    "start_datetime": {
+        "description": "Start of the time span",
+        "type": "string",
+        "format": "date-time",
+    },
+    "end_datetime": {
+        "description": "End of the time span",
+        "type": "string",
+        "format": "date-time",
+    },
     "geometry": {
         "description": "Footprint",
         "$ref": "https://geojson.org/schema/Geometry.json",
     },
-    "grid:code": {**_string("Grid cell, e.g. MGRS-33UUP"), "pattern": "^[A-Z0-9]+-[-_.A-Za-z0-9]+$"},
+    "grid:code": {
+        **_string("Grid cell, e.g. MGRS-33UUP"),
+        "pattern": "^[A-Z0-9]+-[-_.A-Za-z0-9]+$",
+    },
     "eo:cloud_cover": _percent("Cloud cover of the scene in percent"),
     "eo:snow_cover": _percent("Snow and ice cover of the scene in percent"),
     "platform": {**_string("Satellite"), "enum": ["sentinel-2a", "sentinel-2b", "sentinel-2c"]},
@@ -97,9 +108,7 @@ class StacApiConfig:
     catalog_id: str = "sandbox-stac"
     description: str = "Local stand-in STAC API serving a synthetic sandbox world."
     stac_version: str = "1.1.0"
-    queryables: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: dict(DEFAULT_QUERYABLES)
-    )
+    queryables: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_QUERYABLES))
 
     def collection(self, collection_id: str) -> CollectionSpec | None:
         return next((c for c in self.collections if c.id == collection_id), None)

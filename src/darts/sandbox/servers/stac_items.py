@@ -23,6 +23,7 @@ from darts.sandbox.servers.stac_time import from_micros, parse_item_instant
 # Keys of an item that CQL2 filters can refer to; the (large) assets and links stay out
 # of what is handed to cql2 for every test.
 _FILTER_KEYS = ("id", "collection", "geometry", "bbox", "properties")
+_LAST = 2**62  # sorts items without a time after all others
 
 
 @dataclass
@@ -35,7 +36,11 @@ class ItemRecord:
     geometry: BaseGeometry | None
     start: int | None  # microseconds; start_datetime, else datetime
     end: int | None  # end_datetime, else datetime
+    time: int | None  # datetime, else start_datetime: what "datetime" sorts on
     filter_view: dict[str, Any] = field(repr=False)
+    # Answers are cached as JSON text per rendering context (see stac_api); keyed by
+    # a hashable context object this module need not know.
+    rendered: dict[Any, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -46,8 +51,7 @@ class ItemRecord:
         if name in ("id", "collection"):
             return getattr(self, name)
         if name == "datetime":
-            value = self.properties.get("datetime")
-            return parse_item_instant(value) if value else self.start
+            return self.time
         value = self.properties.get(name)
         if name.endswith("datetime") or name in ("created", "updated", "published"):
             return parse_item_instant(value)
@@ -59,7 +63,7 @@ class CollectionIndex:
 
     def __init__(self, spec: CollectionSpec, records: list[ItemRecord]) -> None:
         self.spec = spec
-        records.sort(key=lambda r: (_default_time(r), r.id))
+        records.sort(key=lambda r: (_LAST if r.time is None else r.time, r.id))
         self.records = records
         self.by_id = {r.id: r for r in records}
         self._positions = {r.id: i for i, r in enumerate(records)}
@@ -119,11 +123,6 @@ class CollectionIndex:
         return {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [interval]}}
 
 
-def _default_time(record: ItemRecord) -> int:
-    value = record.sort_value("datetime")
-    return value if isinstance(value, int) else 2**62  # items without a time go last
-
-
 def _record(item: Any, collection_id: str, source: str) -> ItemRecord:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         raise ValueError(f"{source}: not a STAC item (no string 'id')")
@@ -144,6 +143,7 @@ def _record(item: Any, collection_id: str, source: str) -> ItemRecord:
         geometry=geometry,
         start=_first(start, end),
         end=_first(end, start),
+        time=_first(instant, start),
         filter_view={k: item[k] for k in _FILTER_KEYS if k in item},
     )
 

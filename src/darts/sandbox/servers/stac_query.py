@@ -93,9 +93,9 @@ def search_from_body(body: Any) -> SearchRequest:
         raise bad_request("The search body must be a JSON object")
     request = SearchRequest()
     if body.get("ids") is not None:
-        request.ids = _string_list("ids", body["ids"])
+        request.ids = _string_list("ids", body["ids"]) or None
     if body.get("collections") is not None:
-        request.collections = _string_list("collections", body["collections"])
+        request.collections = _string_list("collections", body["collections"]) or None
     if body.get("bbox") is not None and body.get("intersects") is not None:
         raise bad_request("Use either bbox or intersects, not both")
     if body.get("bbox") is not None:

@@ -1,0 +1,248 @@
+"""Which Zarr encoding for a cached Sentinel-2 band? Write, read and size, measured.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_store_encoding.py [--size 10980] [--runs 7]
+
+One realistic-texture 10980² uint16 band (smooth fields at several scales from a
+60 m-like base upsampled ×6, 1.5 % multiplicative noise, a 40 % nodata swath as
+at an orbit edge) is written with each encoding into a fresh folder. Reported,
+as min and median of ``--runs`` runs (the machine is noisy):
+
+* write: ``zarr.create_array`` + one assignment, ``write_empty_chunks=False``
+  with fill value = nodata (all-nodata chunks are not written);
+* read: the whole band from the (warm) page cache;
+* window: one 1024² window (patch-sized) at a few positions, averaged: the cost
+  of reading far less than a chunk;
+* size on disk;
+
+and each one's ratio to the reference encoding (Blosc zstd 3 bit-shuffle,
+4096² chunks). Then the full ``SceneStore.write_bands`` path with the chosen
+default encoding (read-back verification, SHA-256 manifest, fsync) and
+``SceneStore.open(load=True)``, to show what the crash safety costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.storage import LocalStore
+
+from darts.store.encoding import DEFAULT_ENCODING, BandEncoding
+from darts.store.scenes import SceneStore
+
+NODATA = 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str
+    encoding: BandEncoding
+
+
+CANDIDATES = [
+    Candidate("zstd3 bitshuffle 4096² (reference)", BandEncoding(4096, "zstd", 3, "bitshuffle")),
+    Candidate("zstd3 bitshuffle 2048²", BandEncoding(2048, "zstd", 3, "bitshuffle")),
+    Candidate("zstd3 bitshuffle 3660²", BandEncoding(3660, "zstd", 3, "bitshuffle")),
+    Candidate("zstd3 bitshuffle 2196²", BandEncoding(2196, "zstd", 3, "bitshuffle")),
+    Candidate("zstd1 bitshuffle 3660²", BandEncoding(3660, "zstd", 1, "bitshuffle")),
+    Candidate("zstd5 bitshuffle 3660²", BandEncoding(3660, "zstd", 5, "bitshuffle")),
+    Candidate("lz4 shuffle 3660²", BandEncoding(3660, "lz4", 5, "shuffle")),
+    Candidate("lz4 bitshuffle 3660²", BandEncoding(3660, "lz4", 5, "bitshuffle")),
+    Candidate("lz4 bitshuffle 2048²", BandEncoding(2048, "lz4", 5, "bitshuffle")),
+]
+
+
+# -- a realistic band ------------------------------------------------------------------
+
+
+def _upsample(field: np.ndarray, size: int) -> np.ndarray:
+    """Separable bilinear resampling of a square field to ``size``² (pixel centres)."""
+
+    def axis(a: np.ndarray, ax: int) -> np.ndarray:
+        n = a.shape[ax]
+        pos = (np.arange(size) + 0.5) * n / size - 0.5
+        i0 = np.clip(np.floor(pos).astype(int), 0, n - 1)
+        i1 = np.clip(i0 + 1, 0, n - 1)
+        w = (pos - i0).clip(0, 1).astype(np.float32)
+        shape = [1, 1]
+        shape[ax] = size
+        w = w.reshape(shape)
+        return np.take(a, i0, axis=ax) * (1 - w) + np.take(a, i1, axis=ax) * w
+
+    return axis(axis(field.astype(np.float32), 0), 1)
+
+
+def synthesize_band(size: int, seed: int = 0) -> np.ndarray:
+    """uint16 DN: smooth land-cover-like fields + 60 m texture, ×6 upsampled, noise, nodata."""
+    rng = np.random.default_rng(seed)
+    coarse = max(size // 6, 8)
+    base = np.full((coarse, coarse), 2600.0, dtype=np.float32)  # DN incl. the +1000 offset
+    for cells, amplitude in ((4, 900.0), (16, 450.0), (64, 250.0), (256, 120.0)):
+        n = max(coarse // cells, 2)
+        base += amplitude * _upsample(rng.normal(0, 1, (n, n)), coarse)
+    base += rng.normal(0, 60, base.shape).astype(np.float32)  # per-60 m-pixel texture
+    field = _upsample(base, size)
+    field *= 1 + rng.normal(0, 0.015, field.shape).astype(np.float32)
+    band = field.clip(1, 65535).astype(np.uint16)
+    # Orbit-edge swath: a slanted boundary with 40 % of the pixels on the nodata side.
+    rows, cols = np.ogrid[0:size, 0:size]
+    slant = cols + 0.25 * rows
+    band[slant < np.quantile(slant, 0.40)] = NODATA
+    return band
+
+
+# -- measurements ----------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    """Wall-clock and CPU seconds (all threads) per run."""
+
+    wall: list[float]
+    cpu: list[float]
+
+    def __str__(self) -> str:
+        return (
+            f"{min(self.wall):5.2f} / {statistics.median(self.wall):5.2f} s "
+            f"(cpu {statistics.median(self.cpu):5.2f})"
+        )
+
+
+def timed(fn: Callable[[], object], runs: int, before: Callable[[], None] | None = None) -> Timing:
+    result = Timing([], [])
+    for _ in range(runs):
+        if before is not None:
+            before()
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        result.wall.append(time.perf_counter() - start)
+        result.cpu.append(time.process_time() - start_cpu)
+    return result
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@dataclass
+class Result:
+    write: Timing
+    read: Timing
+    window_s: float
+    size: int
+    chunk_files: int
+
+
+def bench_encoding(band: np.ndarray, enc: BandEncoding, work: Path, runs: int) -> Result:
+    target = work / "band.zarr"
+
+    def write() -> None:
+        array = zarr.create_array(
+            store=LocalStore(target),
+            shape=band.shape,
+            chunks=enc.chunks_for(band.shape),
+            dtype=band.dtype,
+            fill_value=NODATA,
+            compressors=[enc.codec(band.dtype)],
+            config={"write_empty_chunks": False},
+        )
+        array[:] = band
+
+    writes = timed(write, runs, before=lambda: shutil.rmtree(target, ignore_errors=True))
+    array = zarr.open_array(LocalStore(target, read_only=True), mode="r")
+    assert np.array_equal(array[:], band), "round trip failed"
+    reads = timed(lambda: array[:], runs)
+    corners = np.random.default_rng(1).integers(0, band.shape[0] - 1024, (16, 2))
+    windows = [
+        timed(lambda r=r, c=c: array[r : r + 1024, c : c + 1024], 1).wall[0] for r, c in corners
+    ]
+    return Result(
+        write=writes,
+        read=reads,
+        window_s=statistics.fmean(windows),
+        size=folder_size(target),
+        chunk_files=sum(1 for p in (target / "c").rglob("*") if p.is_file()),
+    )
+
+
+def bench_store(band: np.ndarray, work: Path, runs: int) -> dict[str, Timing]:
+    size = band.shape[0]
+    data = xr.DataArray(
+        band,
+        dims=("y", "x"),
+        coords={"y": 300000.0 - 5 - 10 * np.arange(size), "x": 600005.0 + 10 * np.arange(size)},
+        attrs={"raster:scale": 1e-4, "raster:offset": -0.1, "nodata": NODATA},
+    )
+    item = {"id": "bench", "properties": {"proj:code": "EPSG:32636"}}
+    results: dict[str, Timing] = {}
+    for label, fsync, verify in (
+        ("write_bands: sha256 manifest only", False, False),
+        ("write_bands: + read-back verify", False, True),
+        ("write_bands: + read-back verify + fsync", True, True),
+    ):
+        store = SceneStore(work / "store", DEFAULT_ENCODING, fsync=fsync, verify_writes=verify)
+        results[label] = timed(
+            lambda store=store: store.write_bands("bench", item, {"B02": data}),
+            runs,
+            before=lambda: shutil.rmtree(work / "store", ignore_errors=True),
+        )
+    store = SceneStore(work / "store", DEFAULT_ENCODING)
+    results["open(load=True)"] = timed(lambda: store.open("bench", ["B02"], load=True), runs)
+    results["verify (sha256 of every file)"] = timed(lambda: store.verify("bench"), runs)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=10980)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=None, help="on the disk the store uses")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    band = synthesize_band(args.size)
+    print(
+        f"band {args.size}² uint16, {band.nbytes / 1e6:.0f} MB, "
+        f"{(band == NODATA).mean():.0%} nodata, synthesized in "
+        f"{time.perf_counter() - start:.1f} s; {args.runs} runs: min / median wall (median cpu)"
+    )
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        work = Path(tmp)
+        rows = [(c.label, bench_encoding(band, c.encoding, work, args.runs)) for c in CANDIDATES]
+        ref = rows[0][1]
+        print(
+            f"{'encoding':36} {'MB':>5} {'files':>5} {'write':>27} {'read':>27} {'1024²':>6}"
+            "   vs reference: size, write wall, write cpu, read wall, read cpu, window"
+        )
+        med = statistics.median
+        for label, r in rows:
+            ratios = [
+                r.size / ref.size,
+                med(r.write.wall) / med(ref.write.wall),
+                med(r.write.cpu) / med(ref.write.cpu),
+                med(r.read.wall) / med(ref.read.wall),
+                med(r.read.cpu) / med(ref.read.cpu),
+                r.window_s / ref.window_s,
+            ]
+            print(
+                f"{label:36} {r.size / 1e6:5.1f} {r.chunk_files:5d} {r.write!s:>27} "
+                f"{r.read!s:>27} {r.window_s:6.3f}   " + " ".join(f"{x:.2f}" for x in ratios)
+            )
+        print(f"\nSceneStore, one band, default encoding {DEFAULT_ENCODING}:")
+        for label, timing in bench_store(band, work, args.runs).items():
+            print(f"  {label:42} {timing}")
+
+
+if __name__ == "__main__":
+    main()

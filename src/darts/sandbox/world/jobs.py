@@ -1,0 +1,96 @@
+"""The world build split into independent jobs that may run in worker processes.
+
+Each job writes its own files and returns plain data; nothing depends on the order in
+which jobs finish, so a parallel build writes the same bytes as a sequential one.
+Workers keep the sampled ground of small windows between jobs (every acquisition of a
+window sees the same ground); large windows are sampled block by block instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from darts.sandbox.layout import WorldLayout
+from darts.sandbox.world import dem, mosaics, sentinel2, tcvis
+from darts.sandbox.world.field import WorldField
+from darts.sandbox.world.objects import FileWriter
+from darts.sandbox.world.optical import GroundSource, blockwise_ground, whole_window_ground
+from darts.sandbox.world.regions import Box
+from darts.sandbox.world.spec import Acquisition, MosaicSpec, TileWindow
+
+_LARGE_WINDOW_PX = 2400 * 2400
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    group: tuple[Acquisition, ...]
+
+
+@dataclass(frozen=True)
+class MosaicJob:
+    spec: MosaicSpec
+
+
+@dataclass(frozen=True)
+class DemJob:
+    tile: dem.DemTile
+    area: Box
+
+
+@dataclass(frozen=True)
+class TcvisJob:
+    period: str
+    area: Box
+    tag: str
+
+
+Job = SceneJob | MosaicJob | DemJob | TcvisJob
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    value: object
+    bytes_written: int
+    files_written: int
+
+
+class _Context:
+    """Per-process state: the world field and cached ground per small window."""
+
+    def __init__(self, world: WorldField, root: Path) -> None:
+        self.world = world
+        self.layout = WorldLayout(root)
+        self._small = whole_window_ground(world)
+        self._large = blockwise_ground(world)
+
+    def ground(self, window: TileWindow) -> GroundSource:
+        return self._large if window.width * window.height > _LARGE_WINDOW_PX else self._small
+
+
+_CONTEXT: _Context | None = None
+
+
+def init_worker(world: WorldField, root: Path) -> None:
+    global _CONTEXT
+    _CONTEXT = _Context(world, root)
+
+
+def run_job(job: Job) -> JobResult:
+    ctx = _CONTEXT
+    if ctx is None:
+        raise RuntimeError("init_worker() was not called in this process")
+    writer = FileWriter(ctx.layout.root)
+    value: object
+    if isinstance(job, SceneJob):
+        window = job.group[0].window
+        value = sentinel2.write_group(ctx.layout, writer, ctx.world, list(job.group), ctx.ground(window))
+    elif isinstance(job, MosaicJob):
+        value = mosaics.write_mosaic(ctx.layout, writer, ctx.world, job.spec, ctx.ground(job.spec.window))
+    elif isinstance(job, DemJob):
+        dem.write_tile(ctx.layout, writer, ctx.world, job.tile, job.area)
+        value = job.tile
+    else:
+        value = tcvis.write_period(ctx.layout, writer, ctx.world, job.area, job.period, job.tag)
+    return JobResult(job, value, writer.total_bytes, writer.count)
