@@ -25,12 +25,13 @@ default encoding (read-back verification, SHA-256 manifest, fsync) and
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +110,14 @@ def synthesize_band(size: int, seed: int = 0) -> np.ndarray:
 class Timing:
     """Wall-clock and CPU seconds (all threads) per run."""
 
-    wall: list[float]
-    cpu: list[float]
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def add(self, fn: Callable[[], object]) -> None:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        self.wall.append(time.perf_counter() - start)
+        self.cpu.append(time.process_time() - start_cpu)
 
     def __str__(self) -> str:
         return (
@@ -119,61 +126,54 @@ class Timing:
         )
 
 
-def timed(fn: Callable[[], object], runs: int, before: Callable[[], None] | None = None) -> Timing:
-    result = Timing([], [])
-    for _ in range(runs):
-        if before is not None:
-            before()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        result.wall.append(time.perf_counter() - start)
-        result.cpu.append(time.process_time() - start_cpu)
-    return result
-
-
-def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 @dataclass
 class Result:
-    write: Timing
-    read: Timing
-    window_s: float
-    size: int
-    chunk_files: int
+    write: Timing = field(default_factory=Timing)
+    read: Timing = field(default_factory=Timing)
+    window: Timing = field(default_factory=Timing)
+    size: int = 0
+    chunk_files: int = 0
 
 
-def bench_encoding(band: np.ndarray, enc: BandEncoding, work: Path, runs: int) -> Result:
-    target = work / "band.zarr"
+def settle() -> None:
+    """Flush dirty pages now, untimed, so one measurement does not pay for the
+    write-back of the previous one (the largest source of noise here)."""
+    os.sync()
 
-    def write() -> None:
-        array = zarr.create_array(
-            store=LocalStore(target),
-            shape=band.shape,
-            chunks=enc.chunks_for(band.shape),
-            dtype=band.dtype,
-            fill_value=NODATA,
-            compressors=[enc.codec(band.dtype)],
-            config={"write_empty_chunks": False},
-        )
-        array[:] = band
 
-    writes = timed(write, runs, before=lambda: shutil.rmtree(target, ignore_errors=True))
-    array = zarr.open_array(LocalStore(target, read_only=True), mode="r")
-    assert np.array_equal(array[:], band), "round trip failed"
-    reads = timed(lambda: array[:], runs)
-    corners = np.random.default_rng(1).integers(0, band.shape[0] - 1024, (16, 2))
-    windows = [
-        timed(lambda r=r, c=c: array[r : r + 1024, c : c + 1024], 1).wall[0] for r, c in corners
-    ]
-    return Result(
-        write=writes,
-        read=reads,
-        window_s=statistics.fmean(windows),
-        size=folder_size(target),
-        chunk_files=sum(1 for p in (target / "c").rglob("*") if p.is_file()),
+def write_band(band: np.ndarray, enc: BandEncoding, target: Path) -> None:
+    array = zarr.create_array(
+        store=LocalStore(target),
+        shape=band.shape,
+        chunks=enc.chunks_for(band.shape),
+        dtype=band.dtype,
+        fill_value=NODATA,
+        compressors=[enc.codec(band.dtype)],
+        config={"write_empty_chunks": False},
     )
+    array[:] = band
+
+
+def bench_encodings(band: np.ndarray, work: Path, runs: int) -> list[Result]:
+    """Candidates interleaved run by run, so slow phases of a noisy machine hit all alike."""
+    results = [Result() for _ in CANDIDATES]
+    windows = np.random.default_rng(1).integers(0, band.shape[0] - 1024, (runs, 4, 2))
+    for run in range(runs):
+        for candidate, result in zip(CANDIDATES, results, strict=True):
+            target = work / "band.zarr"
+            settle()
+            result.write.add(lambda e=candidate.encoding, t=target: write_band(band, e, t))
+            array = zarr.open_array(LocalStore(target, read_only=True), mode="r")
+            result.read.add(lambda a=array: a[:])  # from the page cache
+            for r, c in windows[run]:
+                result.window.add(lambda a=array, r=r, c=c: a[r : r + 1024, c : c + 1024])
+            if run == 0:
+                assert np.array_equal(array[:], band), f"{candidate.label}: round trip failed"
+                files = [p for p in target.rglob("*") if p.is_file()]
+                result.size = sum(p.stat().st_size for p in files)
+                result.chunk_files = sum(1 for p in files if p.name != "zarr.json")
+            shutil.rmtree(target)
+    return results
 
 
 def bench_store(band: np.ndarray, work: Path, runs: int) -> dict[str, Timing]:
@@ -185,21 +185,30 @@ def bench_store(band: np.ndarray, work: Path, runs: int) -> dict[str, Timing]:
         attrs={"raster:scale": 1e-4, "raster:offset": -0.1, "nodata": NODATA},
     )
     item = {"id": "bench", "properties": {"proj:code": "EPSG:32636"}}
-    results: dict[str, Timing] = {}
-    for label, fsync, verify in (
-        ("write_bands: sha256 manifest only", False, False),
-        ("write_bands: + read-back verify", False, True),
-        ("write_bands: + read-back verify + fsync", True, True),
-    ):
-        store = SceneStore(work / "store", DEFAULT_ENCODING, fsync=fsync, verify_writes=verify)
-        results[label] = timed(
-            lambda store=store: store.write_bands("bench", item, {"B02": data}),
-            runs,
-            before=lambda: shutil.rmtree(work / "store", ignore_errors=True),
-        )
-    store = SceneStore(work / "store", DEFAULT_ENCODING)
-    results["open(load=True)"] = timed(lambda: store.open("bench", ["B02"], load=True), runs)
-    results["verify (sha256 of every file)"] = timed(lambda: store.verify("bench"), runs)
+    variants = {
+        "raw zarr write (as above)": None,
+        "write_bands: sha256 manifest only": (False, False),
+        "write_bands: + read-back verify": (False, True),
+        "write_bands: + read-back verify + fsync": (True, True),
+    }
+    results = {label: Timing() for label in variants}
+    results["open(load=True)"] = Timing()
+    results["verify (sha256 of every file)"] = Timing()
+    for _ in range(runs):
+        for label, options in variants.items():
+            root = work / "store"
+            settle()
+            if options is None:
+                raw = root / "raw.zarr"
+                results[label].add(lambda t=raw: write_band(band, DEFAULT_ENCODING, t))
+            else:
+                fsync, verify = options
+                store = SceneStore(root, DEFAULT_ENCODING, fsync=fsync, verify_writes=verify)
+                results[label].add(lambda s=store: s.write_bands("bench", item, {"B02": data}))
+            if options == (True, True):
+                results["open(load=True)"].add(lambda s=store: s.open("bench", ["B02"], load=True))
+                results["verify (sha256 of every file)"].add(lambda s=store: s.verify("bench"))
+            shutil.rmtree(root)
     return results
 
 
@@ -219,25 +228,26 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
-        rows = [(c.label, bench_encoding(band, c.encoding, work, args.runs)) for c in CANDIDATES]
-        ref = rows[0][1]
+        results = bench_encodings(band, work, args.runs)
+        ref = results[0]
         print(
             f"{'encoding':36} {'MB':>5} {'files':>5} {'write':>27} {'read':>27} {'1024²':>6}"
             "   vs reference: size, write wall, write cpu, read wall, read cpu, window"
         )
         med = statistics.median
-        for label, r in rows:
+        for candidate, r in zip(CANDIDATES, results, strict=True):
             ratios = [
                 r.size / ref.size,
                 med(r.write.wall) / med(ref.write.wall),
                 med(r.write.cpu) / med(ref.write.cpu),
                 med(r.read.wall) / med(ref.read.wall),
                 med(r.read.cpu) / med(ref.read.cpu),
-                r.window_s / ref.window_s,
+                med(r.window.wall) / med(ref.window.wall),
             ]
             print(
-                f"{label:36} {r.size / 1e6:5.1f} {r.chunk_files:5d} {r.write!s:>27} "
-                f"{r.read!s:>27} {r.window_s:6.3f}   " + " ".join(f"{x:.2f}" for x in ratios)
+                f"{candidate.label:36} {r.size / 1e6:5.1f} {r.chunk_files:5d} {r.write!s:>27} "
+                f"{r.read!s:>27} {med(r.window.wall):6.3f}   "
+                + " ".join(f"{x:.2f}" for x in ratios)
             )
         print(f"\nSceneStore, one band, default encoding {DEFAULT_ENCODING}:")
         for label, timing in bench_store(band, work, args.runs).items():

@@ -47,4 +47,9 @@ ALL_COMMANDS: list[Command] = [
         help="serve a synthetic world through local CDSE, PGC and TCVIS stand-ins",
         handler=_lazy("darts.cli.sandbox", "serve"),
     ),
+    Command(
+        CommandSpec(("sandbox", "selftest"), (DefaultDirs, SandboxOptions)),
+        help="start the stand-ins and check each through the real client code",
+        handler=_lazy("darts.cli.sandbox", "selftest"),
+    ),
 ]

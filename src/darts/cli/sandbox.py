@@ -73,3 +73,22 @@ def serve(ctx: CommandContext) -> int:
         raise DartsError(str(exc)) from None
     print("sandbox stopped")
     return 0
+
+
+def selftest(ctx: CommandContext) -> int:
+    from darts.sandbox.selftest import run_checks
+
+    options = ctx.settings.get(SandboxOptions)  # type: ignore[attr-defined]
+    faults = load_faults(options.faults_file, options.latency_ms)
+    layout = _world(ctx)
+    started = time.perf_counter()
+    with Sandbox(layout, faults=faults) as sandbox:
+        print(f"stand-ins up in {time.perf_counter() - started:.1f} s; checking each:")
+        results = run_checks(sandbox)
+    width = max(len(r.name) for r in results)
+    for result in results:
+        mark = "ok  " if result.ok else "FAIL"
+        print(f"  {mark} {result.name:<{width}}  {result.seconds:6.2f} s  {result.detail}")
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
