@@ -3,23 +3,27 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_store_encoding.py [--size 10980] [--runs 7]
+        [--only "3660,2196"] [--no-store] [--workdir DIR]
 
-One realistic-texture 10980² uint16 band (smooth fields at several scales from a
+One realistic-texture 10980² uint16 band (smooth fields at several scales on a
 60 m-like base upsampled ×6, 1.5 % multiplicative noise, a 40 % nodata swath as
-at an orbit edge) is written with each encoding into a fresh folder. Reported,
-as min and median of ``--runs`` runs (the machine is noisy):
+at an orbit edge) is written with each encoding into a fresh folder. Candidates
+are interleaved run by run and dirty pages are flushed (untimed) before each
+measurement, so the machine's slow phases and the previous write's write-back
+do not land on one candidate. Reported: min / median wall seconds and median CPU
+seconds (all threads; on a shared machine the CPU figure is the steadier one):
 
 * write: ``zarr.create_array`` + one assignment, ``write_empty_chunks=False``
   with fill value = nodata (all-nodata chunks are not written);
 * read: the whole band from the (warm) page cache;
-* window: one 1024² window (patch-sized) at a few positions, averaged: the cost
-  of reading far less than a chunk;
-* size on disk;
+* 1024²: one patch-sized window, the cost of reading far less than a chunk;
+* size on disk and number of chunk files;
 
 and each one's ratio to the reference encoding (Blosc zstd 3 bit-shuffle,
-4096² chunks). Then the full ``SceneStore.write_bands`` path with the chosen
-default encoding (read-back verification, SHA-256 manifest, fsync) and
-``SceneStore.open(load=True)``, to show what the crash safety costs.
+4096² chunks). Then the ``SceneStore.write_bands`` path with the default
+encoding, adding the SHA-256 manifest, the read-back verification and fsync one
+at a time, and ``open(load=True)`` / ``verify``: what the crash safety costs.
+The chosen encoding and the numbers behind it are in ``darts/store/encoding.py``.
 """
 
 from __future__ import annotations
@@ -154,12 +158,14 @@ def write_band(band: np.ndarray, enc: BandEncoding, target: Path) -> None:
     array[:] = band
 
 
-def bench_encodings(band: np.ndarray, work: Path, runs: int) -> list[Result]:
+def bench_encodings(
+    band: np.ndarray, candidates: list[Candidate], work: Path, runs: int
+) -> list[Result]:
     """Candidates interleaved run by run, so slow phases of a noisy machine hit all alike."""
-    results = [Result() for _ in CANDIDATES]
+    results = [Result() for _ in candidates]
     windows = np.random.default_rng(1).integers(0, band.shape[0] - 1024, (runs, 4, 2))
     for run in range(runs):
-        for candidate, result in zip(CANDIDATES, results, strict=True):
+        for candidate, result in zip(candidates, results, strict=True):
             target = work / "band.zarr"
             settle()
             result.write.add(lambda e=candidate.encoding, t=target: write_band(band, e, t))
@@ -217,7 +223,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10980)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=None, help="on the disk the store uses")
+    parser.add_argument(
+        "--only", default="", help="comma-separated label parts to keep (reference always kept)"
+    )
+    parser.add_argument("--no-store", action="store_true", help="skip the SceneStore timings")
     args = parser.parse_args()
+    keep = [part.strip() for part in args.only.split(",") if part.strip()]
+    candidates = [
+        c for i, c in enumerate(CANDIDATES) if i == 0 or not keep or any(k in c.label for k in keep)
+    ]
 
     start = time.perf_counter()
     band = synthesize_band(args.size)
@@ -228,14 +242,14 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
-        results = bench_encodings(band, work, args.runs)
+        results = bench_encodings(band, candidates, work, args.runs)
         ref = results[0]
         print(
             f"{'encoding':36} {'MB':>5} {'files':>5} {'write':>27} {'read':>27} {'1024²':>6}"
             "   vs reference: size, write wall, write cpu, read wall, read cpu, window"
         )
         med = statistics.median
-        for candidate, r in zip(CANDIDATES, results, strict=True):
+        for candidate, r in zip(candidates, results, strict=True):
             ratios = [
                 r.size / ref.size,
                 med(r.write.wall) / med(ref.write.wall),
@@ -249,6 +263,8 @@ def main() -> None:
                 f"{r.read!s:>27} {med(r.window.wall):6.3f}   "
                 + " ".join(f"{x:.2f}" for x in ratios)
             )
+        if args.no_store:
+            return
         print(f"\nSceneStore, one band, default encoding {DEFAULT_ENCODING}:")
         for label, timing in bench_store(band, work, args.runs).items():
             print(f"  {label:42} {timing}")

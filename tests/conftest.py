@@ -1,1 +1,1 @@
-pytest_plugins = ["darts.net.testing"]
+pytest_plugins = ["darts.net.testing", "darts.sandbox.testing"]

@@ -120,12 +120,17 @@ def tile_bounds(tile_id: str) -> tuple[int, Bounds]:
 
 
 def _zone_at(lon: float, lat: float) -> int:
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     # The two standard MGRS/UTM exceptions: south-west Norway and Svalbard.
     if 56.0 <= lat < 64.0 and 3.0 <= lon < 12.0:
         return 32
     if lat >= 72.0:
-        for lo, hi, special in ((0.0, 9.0, 31), (9.0, 21.0, 33), (21.0, 33.0, 35), (33.0, 42.0, 37)):
+        for lo, hi, special in (
+            (0.0, 9.0, 31),
+            (9.0, 21.0, 33),
+            (21.0, 33.0, 35),
+            (33.0, 42.0, 37),
+        ):
             if lo <= lon < hi:
                 return special
     return zone
@@ -148,9 +153,9 @@ def tile_id_at(lon: float, lat: float) -> str:
     band = _band_at(lat)
     zone = _zone_at(lon, lat)
     x, y = _to_utm(_epsg(zone, band)).transform(lon, lat)
-    column_index = int(math.floor(x / SQUARE_SIZE_M)) - 1
+    column_index = math.floor(x / SQUARE_SIZE_M) - 1
     letters = _COLUMN_SETS[zone % 3]
     if not 0 <= column_index < len(letters):
         raise ValueError(f"point ({lon}, {lat}) falls outside zone {zone}'s MGRS columns")
-    row_index = (int(math.floor(y / SQUARE_SIZE_M)) + (5 if zone % 2 == 0 else 0)) % 20
+    row_index = (math.floor(y / SQUARE_SIZE_M) + (5 if zone % 2 == 0 else 0)) % 20
     return f"{zone:02d}{band}{letters[column_index]}{_ROW_LETTERS[row_index]}"

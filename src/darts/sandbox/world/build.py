@@ -37,7 +37,6 @@ from darts.sandbox.world.objects import FileWriter
 from darts.sandbox.world.optical import render_key
 from darts.sandbox.world.regions import dem_2m_box, dem_box, make_field, tcvis_box
 from darts.sandbox.world.spec import WorldSpec, world_spec
-from darts.sandbox.world.tcvis import PERIODS
 
 Progress = Callable[[str], None]
 
@@ -52,16 +51,18 @@ def _jobs(spec: WorldSpec) -> list[Job]:
     area_2m = dem_2m_box(spec)
     dem_jobs += [DemJob(t, area_2m) for t in dem.tiles_for(area_2m, 2)]
     west, south, _, _ = tcvis_box(spec)
-    tag = f"{spec.name}_{abs(south):.2f}{'N' if south >= 0 else 'S'}_{abs(west):.2f}{'W' if west < 0 else 'E'}"
-    tcvis_jobs: list[Job] = [TcvisJob(p, tcvis_box(spec), tag) for p in PERIODS]
+    tag = f"{spec.name}_{south:.2f}N_{-west:.2f}W"  # the world is north and west
+    tcvis_jobs: list[Job] = [TcvisJob(tcvis_box(spec), tag)]
     mosaic_jobs: list[Job] = [MosaicJob(m) for m in spec.mosaics]
     # Biggest first, so the pool does not end on one long job.
     big_scenes = [j for j in scene_jobs if len(j.group) == 1]
     shared_scenes = [j for j in scene_jobs if len(j.group) > 1]
-    return dem_jobs + big_scenes + shared_scenes + tcvis_jobs + mosaic_jobs
+    return big_scenes + dem_jobs + tcvis_jobs + shared_scenes + mosaic_jobs
 
 
-def _run(jobs: list[Job], world: WorldField, root: Path, workers: int, progress: Progress | None) -> list[JobResult]:
+def _run(
+    jobs: list[Job], world: WorldField, root: Path, workers: int, progress: Progress | None
+) -> list[JobResult]:
     if workers <= 1:
         init_worker(world, root)
         results = []
@@ -71,8 +72,9 @@ def _run(jobs: list[Job], world: WorldField, root: Path, workers: int, progress:
                 progress(f"{i}/{len(jobs)} {type(job).__name__}")
         return results
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
-                             initargs=(world, root)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=init_worker, initargs=(world, root)
+    ) as pool:
         futures = [pool.submit(run_job, job) for job in jobs]
         results = []
         for i, future in enumerate(futures, start=1):
@@ -106,18 +108,28 @@ def build_world(
         if partial.root.exists():
             shutil.rmtree(partial.root)
         partial.root.mkdir(parents=True)
-        _build_into(partial, spec, seed, progress)
+        build_spec_into(partial, spec, seed, progress)
         if layout.root.exists():  # a folder without world.json: an interrupted rename
             shutil.rmtree(layout.root)
         os.rename(partial.root, layout.root)
     return layout
 
 
-def _build_into(layout: WorldLayout, spec: WorldSpec, seed: int, progress: Progress | None) -> None:
+def build_spec_into(
+    layout: WorldLayout,
+    spec: WorldSpec,
+    seed: int,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> None:
+    """Write the world described by ``spec`` into an empty folder (no lock, no rename).
+
+    ``build_world`` is the public entry; this is for tests that build reduced specs.
+    """
     if progress:
         progress(f"placing slumps for world {spec.name!r} (seed {seed})")
     world = make_field(spec, seed)
-    results = _run(_jobs(spec), world, layout.root, _workers(), progress)
+    results = _run(_jobs(spec), world, layout.root, workers or _workers(), progress)
     writer = FileWriter(layout.root)
     slump_count = truth.write_truth(layout, writer, world)
     dem.write_index(layout, writer, [r.value for r in results if isinstance(r.job, DemJob)])

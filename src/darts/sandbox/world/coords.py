@@ -51,13 +51,11 @@ class RasterGrid:
     def rows(self, start: int, stop: int) -> RasterGrid:
         """The sub-grid of rows [start, stop)."""
         return RasterGrid(
-            self.epsg, self.transform * Affine.translation(0, start), stop - start, self.width
+            self.epsg, self.transform @ Affine.translation(0, start), stop - start, self.width
         )
 
     def window(self, row: int, col: int, height: int, width: int) -> RasterGrid:
-        return RasterGrid(
-            self.epsg, self.transform * Affine.translation(col, row), height, width
-        )
+        return RasterGrid(self.epsg, self.transform @ Affine.translation(col, row), height, width)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,13 @@ from darts.sandbox.world.objects import FileWriter, Written
 from darts.sandbox.world.regions import Box, reproject
 
 NODATA = {"dem": -9999.0, "datamask": 0, "count": 0, "mad": -9999.0, "hillshade": 0}
-DTYPES = {"dem": "float32", "datamask": "uint8", "count": "uint8", "mad": "float32",
-          "hillshade": "uint8"}
+DTYPES = {
+    "dem": "float32",
+    "datamask": "uint8",
+    "count": "uint8",
+    "mad": "float32",
+    "hillshade": "uint8",
+}
 TITLES = {
     "dem": "Digital elevation model (m)",
     "datamask": "Valid data mask",
@@ -90,7 +95,12 @@ def _data_window(tile: DemTile, area: Box) -> tuple[int, int, int, int] | None:
     """(row, col, height, width) of the tile pixels inside ``area``."""
     g = tile.raster
     xmin, ymin, xmax, ymax = g.bounds
-    ax0, ay0, ax1, ay1 = max(area[0], xmin), max(area[1], ymin), min(area[2], xmax), min(area[3], ymax)
+    ax0, ay0, ax1, ay1 = (
+        max(area[0], xmin),
+        max(area[1], ymin),
+        min(area[2], xmax),
+        min(area[3], ymax),
+    )
     if ax0 >= ax1 or ay0 >= ay1:
         return None
     col0 = math.floor((ax0 - xmin) / tile.res)
@@ -110,7 +120,9 @@ def _hillshade(dem: np.ndarray, res: float) -> np.ndarray:
     return np.clip(np.rint(1 + 254 * np.clip(shade, 0, 1)), 1, 255).astype(np.uint8)[1:-1, 1:-1]
 
 
-def _render(world: WorldField, tile: DemTile, window: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
+def _render(
+    world: WorldField, tile: DemTile, window: tuple[int, int, int, int]
+) -> dict[str, np.ndarray]:
     row, col, height, width = window
     full = tile.raster
     out = {name: np.zeros((height, width), dtype=DTYPES[name]) for name in tile.assets()}
@@ -177,12 +189,21 @@ def _item(tile: DemTile, files: dict[str, Written], data_fraction: float) -> dic
             "pgc:tile": tile.name,
         },
         "links": [
-            {"rel": "self", "href": f"{PGC_STAC_PLACEHOLDER}collections/{collection}/items/{tile.item_id}",
-             "type": "application/geo+json"},
-            {"rel": "collection", "href": f"{PGC_STAC_PLACEHOLDER}collections/{collection}",
-             "type": "application/json"},
-            {"rel": "parent", "href": f"{PGC_STAC_PLACEHOLDER}collections/{collection}",
-             "type": "application/json"},
+            {
+                "rel": "self",
+                "href": f"{PGC_STAC_PLACEHOLDER}collections/{collection}/items/{tile.item_id}",
+                "type": "application/geo+json",
+            },
+            {
+                "rel": "collection",
+                "href": f"{PGC_STAC_PLACEHOLDER}collections/{collection}",
+                "type": "application/json",
+            },
+            {
+                "rel": "parent",
+                "href": f"{PGC_STAC_PLACEHOLDER}collections/{collection}",
+                "type": "application/json",
+            },
             {"rel": "root", "href": PGC_STAC_PLACEHOLDER, "type": "application/json"},
         ],
         "assets": assets,
@@ -193,7 +214,9 @@ def tiles_for(area: Box, res: int) -> list[DemTile]:
     return [DemTile(name, res) for name in grid.tiles_for_bounds(area, res)]
 
 
-def write_tile(layout: WorldLayout, writer: FileWriter, world: WorldField, tile: DemTile, area: Box) -> None:
+def write_tile(
+    layout: WorldLayout, writer: FileWriter, world: WorldField, tile: DemTile, area: Box
+) -> None:
     window = _data_window(tile, area)
     if window is None:
         return
@@ -201,8 +224,9 @@ def write_tile(layout: WorldLayout, writer: FileWriter, world: WorldField, tile:
     g = tile.raster
     files: dict[str, Written] = {}
     for name in tile.assets():
-        data = sparse_cog_bytes(arrays[name], window[0], window[1], g.shape, WORLD_EPSG,
-                                g.transform, NODATA[name])
+        data = sparse_cog_bytes(
+            arrays[name], window[0], window[1], g.shape, WORLD_EPSG, g.transform, NODATA[name]
+        )
         files[name] = writer.write(layout.pgc_data / tile.path(name), data)
     fraction = window[2] * window[3] / (g.height * g.width)
     item = _item(tile, files, fraction)

@@ -30,6 +30,14 @@ class Ground:
 class WorldField:
     seed: int
     slumps: tuple[Slump, ...]
+    # EPSG:3413 box of the main window: cloud and snow amounts are calibrated on it, so
+    # a scene's weather matches the spec there, whatever the seed's clouds look like.
+    calibration_box: tuple[float, float, float, float]
+
+    def calibration_points(self, n: int = 40) -> tuple[np.ndarray, np.ndarray]:
+        xmin, ymin, xmax, ymax = self.calibration_box
+        x, y = np.meshgrid(np.linspace(xmin, xmax, n), np.linspace(ymin, ymax, n))
+        return x.ravel(), y.ravel()
 
     def _slumps_in(self, coords: GridCoords) -> list[tuple[Slump, tuple[slice, slice]]]:
         found = []
@@ -56,5 +64,7 @@ class WorldField:
         by_id = dict(zip((s.id for s in self.slumps), weights, strict=True))
         for slump, (rows, cols) in self._slumps_in(coords):
             _, bare = slump.effect(coords.x[rows, cols], coords.y[rows, cols])
-            np.maximum(signal[rows, cols], bare * np.float32(by_id[slump.id]), out=signal[rows, cols])
+            np.maximum(
+                signal[rows, cols], bare * np.float32(by_id[slump.id]), out=signal[rows, cols]
+            )
         return signal

@@ -40,7 +40,6 @@ class DemJob:
 
 @dataclass(frozen=True)
 class TcvisJob:
-    period: str
     area: Box
     tag: str
 
@@ -85,12 +84,16 @@ def run_job(job: Job) -> JobResult:
     value: object
     if isinstance(job, SceneJob):
         window = job.group[0].window
-        value = sentinel2.write_group(ctx.layout, writer, ctx.world, list(job.group), ctx.ground(window))
+        value = sentinel2.write_group(
+            ctx.layout, writer, ctx.world, list(job.group), ctx.ground(window)
+        )
     elif isinstance(job, MosaicJob):
-        value = mosaics.write_mosaic(ctx.layout, writer, ctx.world, job.spec, ctx.ground(job.spec.window))
+        value = mosaics.write_mosaic(
+            ctx.layout, writer, ctx.world, job.spec, ctx.ground(job.spec.window)
+        )
     elif isinstance(job, DemJob):
         dem.write_tile(ctx.layout, writer, ctx.world, job.tile, job.area)
         value = job.tile
     else:
-        value = tcvis.write_period(ctx.layout, writer, ctx.world, job.area, job.period, job.tag)
+        value = tcvis.write_periods(ctx.layout, writer, ctx.world, job.area, job.tag)
     return JobResult(job, value, writer.total_bytes, writer.count)

@@ -27,27 +27,40 @@ def document(
     tiles = []
     for window in spec.windows:
         grid = window.grid(10)
-        tiles.append({
-            "id": window.tile,
-            "epsg": window.epsg,
-            "transform": [float(v) for v in grid.transform[:6]],
-            "shape": [grid.height, grid.width],
-        })
+        tiles.append(
+            {
+                "id": window.tile,
+                "epsg": window.epsg,
+                "transform": [float(v) for v in grid.transform[:6]],
+                "shape": [grid.height, grid.width],
+            }
+        )
     scenes = []
     for result in results:
         if isinstance(result.job, SceneJob):
             for s in result.value:  # type: ignore[attr-defined]
-                scenes.append({
-                    "id": s.id, "tile": s.tile, "datetime": s.datetime, "platform": s.platform,
-                    "eo:cloud_cover": float(s.cloud_cover), "eo:snow_cover": float(s.snow_cover),
-                })
+                scenes.append(
+                    {
+                        "id": s.id,
+                        "tile": s.tile,
+                        "datetime": s.datetime,
+                        "platform": s.platform,
+                        "eo:cloud_cover": float(s.cloud_cover),
+                        "eo:snow_cover": float(s.snow_cover),
+                    }
+                )
     scenes.sort(key=lambda s: (s["tile"], s["datetime"], s["id"]))
     mosaics = sorted(str(r.value) for r in results if isinstance(r.job, MosaicJob) and r.value)
     dem_tiles: dict[str, list[str]] = {"2m": [], "10m": [], "32m": []}
     for result in results:
         if isinstance(result.job, DemJob):
             dem_tiles[f"{result.job.tile.res}m"].append(result.job.tile.item_id)
-    tcvis_items = sorted(str(r.value) for r in results if isinstance(r.job, TcvisJob))
+    tcvis_items = sorted(
+        str(i)
+        for r in results
+        if isinstance(r.job, TcvisJob)
+        for i in r.value  # type: ignore[attr-defined]
+    )
     main = footprint_3413(spec.main)
     in_main = sum(1 for s in world.slumps if main.contains(s.polygon()))
     return {

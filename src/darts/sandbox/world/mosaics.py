@@ -27,21 +27,31 @@ from shapely.geometry.polygon import orient
 
 from darts.sandbox.layout import CDSE_BUCKET, WorldLayout
 from darts.sandbox.world import spectra
-from darts.sandbox.world.coords import world_coords
 from darts.sandbox.world.encode import cog_bytes
 from darts.sandbox.world.field import WorldField
 from darts.sandbox.world.noise import fbm
 from darts.sandbox.world.objects import FileWriter
-from darts.sandbox.world.optical import GroundSource, render
+from darts.sandbox.world.optical import (
+    GroundSource,
+    ground_block,
+    shading,
+    surface_reflectance,
+    vigor,
+    window_centre_lonlat,
+)
 from darts.sandbox.world.regions import reproject
 from darts.sandbox.world.seeds import derive_seed
-from darts.sandbox.world.spec import Acquisition, MosaicSpec, TileWindow, Weather
+from darts.sandbox.world.spec import MosaicSpec, TileWindow, Weather
+from darts.sandbox.world.sun import sun_angles
+from darts.sandbox.world.weather import snow_cover
 
 COLLECTION = "sentinel-2-global-mosaics"
 MOSAIC_SIZE_M = 100_080
 FIXTURE = (
     Path(__file__).resolve().parent.parent
-    / "fixtures" / "cdse" / "search-sentinel-2-global-mosaics-31SDV.json"
+    / "fixtures"
+    / "cdse"
+    / "search-sentinel-2-global-mosaics-31SDV.json"
 )
 _BANDS = ("B02", "B03", "B04", "B08")
 _NAMESPACE = uuid.UUID("0b7f4f0e-5c43-4a8e-9d55-2f1c5a7e9b13")
@@ -98,24 +108,12 @@ def write_mosaic(
     snowy = spec.quarter in (1, 2, 4)
     weather = Weather(cloud=0.0, snow=0.7 if snowy else 0.0, pattern=9000 + spec.quarter)
 
-    def window_ground(_: TileWindow, r0: int, r1: int):  # noqa: ANN202 - a GroundSource
-        coords, g = ground(spec.window, r0, r1)
-        return _crop(coords, g, window.width)
-
-    acq = Acquisition(window, datetime.combine(middle, datetime.min.time(), UTC).replace(hour=20),
-                      "sentinel-2a", 29, weather)
-    arrays = render(world, acq, window_ground)
+    bands, observations = _render(world, spec, window, weather, middle, ground)
     grid = window.grid(10)
-    coords = world_coords(grid)
-    obs_field = fbm(coords.x, coords.y, 3000.0, 3, derive_seed(world.seed, "observations", item_id(spec)), "obs")
-    peak = 3.0 if snowy else 12.0
-    observations = np.clip(np.rint(peak + (peak + 2) * obs_field * 2.5), 0, 40).astype(np.uint16)
     valid = observations > 0
 
     mid = item_id(spec)
-    key_prefix = (
-        f"Global-Mosaics/Sentinel-2/S2MSI_L3__MCQ/{start:%Y/%m/%d}/{mid}"
-    )
+    key_prefix = f"Global-Mosaics/Sentinel-2/S2MSI_L3__MCQ/{start:%Y/%m/%d}/{mid}"
     product_uuid = str(uuid.uuid5(_NAMESPACE, mid))
     tpl = template()
     assets: dict[str, Any] = {}
@@ -125,8 +123,7 @@ def write_mosaic(
             data = observations
             nodata: int = 0
         else:
-            refl = spectra.to_reflectance(arrays.rasters[f"{name}_10m"])
-            data = np.clip(np.rint(refl * 10000.0), -32767, 32767).astype(np.int16)
+            data = bands[name]
             data[~valid] = -32768
             nodata = -32768
         written = writer.write(
@@ -142,9 +139,14 @@ def write_mosaic(
         asset["proj:shape"] = [grid.height, grid.width]
         asset["file:local_path"] = f"{mid}/{name}.tif"
         assets[name] = asset
-    userdata = {"Id": product_uuid, "Name": mid, "ContentDate": {
-        "Start": _iso_ms(start), "End": _iso_ms(end)}}
-    written = writer.write_json(layout.s3_object(CDSE_BUCKET, f"{key_prefix}/userdata.json"), userdata)
+    userdata = {
+        "Id": product_uuid,
+        "Name": mid,
+        "ContentDate": {"Start": _iso_ms(start), "End": _iso_ms(end)},
+    }
+    written = writer.write_json(
+        layout.s3_object(CDSE_BUCKET, f"{key_prefix}/userdata.json"), userdata
+    )
     asset = copy.deepcopy(tpl["assets"]["userdata"])
     asset["href"] = f"s3://{CDSE_BUCKET}/{key_prefix}/userdata.json"
     asset["alternate"]["https"]["href"] = _odata(product_uuid, key_prefix, "userdata.json")
@@ -152,7 +154,9 @@ def write_mosaic(
     asset["file:local_path"] = f"{mid}/userdata.json"
     assets["userdata"] = asset
     product = copy.deepcopy(tpl["assets"]["Product"])
-    product["href"] = f"https://zipper.dataspace.copernicus.eu/odata/v1/Products({product_uuid})/$value"
+    product["href"] = (
+        f"https://zipper.dataspace.copernicus.eu/odata/v1/Products({product_uuid})/$value"
+    )
     product["file:local_path"] = f"{mid}.zip"
     assets["Product"] = product
 
@@ -160,31 +164,28 @@ def write_mosaic(
     footprint = orient(Polygon([(round(x, 9), round(y, 9)) for x, y in footprint.exterior.coords]))
     created = end + timedelta(days=30 + derive_seed(world.seed, "mosaic-created", mid) % 20)
     props = copy.deepcopy(tpl["properties"])
-    props.update({
-        "created": _iso_ms(created),
-        "updated": _iso_ms(created),
-        "datetime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "grid:code": f"MGRS-{spec.window.tile}",
-        "published": _iso_ms(created),
-        "end_datetime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "start_datetime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    })
-    links = copy.deepcopy(tpl["links"])
-    for link in links:
-        if link["rel"] == "self":
-            link["href"] = link["href"].replace(tpl["id"], mid)
-        elif link["rel"] in ("version-history", "via"):
-            link["href"] = link["href"].split("name/")[0] + f"name/{mid}.zip" if link["rel"] == "version-history" else (
-                "https://datahub.creodias.eu/odata/v1/Products?$filter=((Name%20eq%20%27"
-                f"{mid}%27))&$expand=Attributes&$expand=Assets"
-            )
+    props.update(
+        {
+            "created": _iso_ms(created),
+            "updated": _iso_ms(created),
+            "datetime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "grid:code": f"MGRS-{spec.window.tile}",
+            "published": _iso_ms(created),
+            "end_datetime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "start_datetime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+    links = _links(tpl["links"], tpl["id"], mid)
     item = {
         "id": mid,
         "bbox": [round(v, 6) for v in footprint.bounds],
         "type": "Feature",
         "links": links,
         "assets": {key: assets[key] for key in tpl["assets"]},
-        "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in footprint.exterior.coords]]},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[list(p) for p in footprint.exterior.coords]],
+        },
         "collection": COLLECTION,
         "properties": props,
         "stac_extensions": list(tpl["stac_extensions"]),
@@ -194,6 +195,22 @@ def write_mosaic(
     return mid
 
 
+def _links(recorded: list[dict[str, str]], recorded_id: str, mid: str) -> list[dict[str, str]]:
+    """The recorded item's links, pointing at this item."""
+    links = copy.deepcopy(recorded)
+    for link in links:
+        if link["rel"] == "self":
+            link["href"] = link["href"].replace(recorded_id, mid)
+        elif link["rel"] == "version-history":
+            link["href"] = link["href"].split("name/")[0] + f"name/{mid}.zip"
+        elif link["rel"] == "via":
+            link["href"] = (
+                "https://datahub.creodias.eu/odata/v1/Products?$filter=((Name%20eq%20%27"
+                f"{mid}%27))&$expand=Attributes&$expand=Assets"
+            )
+    return links
+
+
 def _odata(product_uuid: str, key_prefix: str, name: str) -> str:
     return (
         f"https://zipper.dataspace.copernicus.eu/odata/v1/Products({product_uuid})"
@@ -201,14 +218,40 @@ def _odata(product_uuid: str, key_prefix: str, name: str) -> str:
     )
 
 
-def _crop(coords, ground, width):  # noqa: ANN001, ANN202 - internal helper
-    from darts.sandbox.world.coords import GridCoords
-    from darts.sandbox.world.field import Ground
-
-    cols = slice(0, width)
-    return (
-        GridCoords(coords.x[:, cols], coords.y[:, cols], coords.coarse_x, coords.coarse_y,
-                   coords.coarse_rows, coords.coarse_cols),
-        Ground(ground.height[:, cols], ground.water[:, cols], ground.bare[:, cols],
-               ground.greenness[:, cols], ground.slump[:, cols]),
+def _render(
+    world: WorldField,
+    spec: MosaicSpec,
+    window: TileWindow,
+    weather: Weather,
+    middle: date,
+    ground: GroundSource,
+    block_rows: int = 1098,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Clear-sky B02/B03/B04/B08 (int16 reflectance × 10,000) and observation counts."""
+    lon, lat = window_centre_lonlat(window)
+    azimuth, elevation = sun_angles(
+        datetime(middle.year, middle.month, middle.day, 20, 30, tzinfo=UTC), lon, lat
     )
+    season = vigor(middle.timetuple().tm_yday)
+    bands = {name: np.zeros((window.height, window.width), dtype=np.int16) for name in _BANDS}
+    observations = np.zeros((window.height, window.width), dtype=np.uint16)
+    obs_seed = derive_seed(world.seed, "observations", item_id(spec))
+    peak = 3.0 if weather.snow > 0 else 12.0
+    cols = slice(0, window.width)
+    for r0 in range(0, window.height, block_rows):
+        r1 = min(r0 + block_rows, window.height)
+        # The mosaic window shares its tile window's first rows and columns.
+        block = ground_block(ground, spec.window, r0, r1)
+        g = block.ground
+        x, y = block.x[:, cols], block.y[:, cols]
+        shade = shading(block.padded_height, 10.0, azimuth, elevation)[:, cols]
+        snow = snow_cover(x, y, g.height[:, cols], weather, world)
+        surface = surface_reflectance(
+            g.water[:, cols], g.bare[:, cols], g.greenness[:, cols], season, shade, snow
+        )
+        for name in _BANDS:
+            values = surface[spectra.BAND_INDEX[name]] * 10000.0
+            bands[name][r0:r1] = np.clip(np.rint(values), -32767, 32767).astype(np.int16)
+        count = fbm(x, y, 3000.0, 3, obs_seed, "obs")
+        observations[r0:r1] = np.clip(np.rint(peak + (peak + 2) * count * 2.5), 0, 40)
+    return bands, observations

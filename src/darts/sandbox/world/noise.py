@@ -58,7 +58,9 @@ def value_noise(x: np.ndarray, y: np.ndarray, scale: float, seed: int) -> np.nda
     nu = int(iu.max()) - u0 + 2
     nv = int(iv.max()) - v0 + 2
     lattice_v, lattice_u = np.meshgrid(
-        np.arange(v0, v0 + nv, dtype=np.int64), np.arange(u0, u0 + nu, dtype=np.int64), indexing="ij"
+        np.arange(v0, v0 + nv, dtype=np.int64),
+        np.arange(u0, u0 + nu, dtype=np.int64),
+        indexing="ij",
     )
     lattice = _hash_unit(lattice_u, lattice_v, seed).ravel()
     index = (iv - v0) * nu + (iu - u0)

@@ -36,5 +36,6 @@ class FileWriter:
         return Written(path, len(data), multihash_sha3(data))
 
     def write_json(self, path: Path, document: object) -> Written:
-        text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+        # Compact separators keep json's C encoder (indent= falls back to pure Python).
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
         return self.write(path, text.encode("utf-8"))

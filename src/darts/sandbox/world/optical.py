@@ -81,12 +81,7 @@ def swath_line(window: TileWindow) -> tuple[tuple[float, float], tuple[float, fl
     )
 
 
-def _vigor(day_of_year: int) -> float:
-    """Seasonal greenness: peaks late July, low at snow-melt and in late September."""
-    return 0.35 + 0.65 * math.exp(-(((day_of_year - 205) / 40.0) ** 2))
-
-
-def _shading(height: np.ndarray, res: float, azimuth: float, elevation: float) -> np.ndarray:
+def shading(height: np.ndarray, res: float, azimuth: float, elevation: float) -> np.ndarray:
     """Illumination factor (1 on flat ground) from a height block with a 1-row halo."""
     dzdy_rows, dzdx = np.gradient(height, res)
     dzdn = -dzdy_rows  # rows run south
@@ -113,6 +108,57 @@ def _tci(red: np.ndarray, green: np.ndarray, blue: np.ndarray, valid: np.ndarray
     tci = np.clip(np.rint(rgb), 1, 255).astype(np.uint8)
     tci[:, ~valid] = 0
     return tci
+
+
+def surface_reflectance(
+    water: np.ndarray,
+    bare: np.ndarray,
+    greenness: np.ndarray,
+    season_vigor: float,
+    shade: np.ndarray,
+    snow: np.ndarray,
+) -> np.ndarray:
+    """Clear-sky surface reflectance (12 bands) from land-cover fractions."""
+    green_mix = np.clip(0.5 + 0.5 * greenness, 0.0, 1.0) * np.float32(season_vigor)
+    veg = spectra.TUNDRA_SPARSE + (spectra.TUNDRA_GREEN - spectra.TUNDRA_SPARSE) * green_mix
+    vegetated = np.clip(1.0 - water - bare, 0.0, 1.0)
+    surface = water * spectra.WATER + bare * spectra.SLUMP_MUD + vegetated * veg
+    surface = surface * (water + (1.0 - water) * shade)
+    surface += (spectra.SNOW - surface) * snow
+    return surface
+
+
+def vigor(day_of_year: int) -> float:
+    """Seasonal greenness: peaks late July, low at snow-melt and in late September."""
+    return 0.35 + 0.65 * math.exp(-(((day_of_year - 205) / 40.0) ** 2))
+
+
+@dataclass(frozen=True)
+class GroundBlock:
+    x: np.ndarray
+    y: np.ndarray
+    ground: Ground  # rows [r0, r1) of the window
+    padded_height: np.ndarray  # heights of rows [r0 - 1, r1 + 1) (edges repeated)
+
+
+def ground_block(source: GroundSource, window: TileWindow, r0: int, r1: int) -> GroundBlock:
+    """Rows [r0, r1) of a window's ground, plus the height halo that shading needs."""
+    halo0, halo1 = max(r0 - 1, 0), min(r1 + 1, window.height)
+    coords, ground = source(window, halo0, halo1)
+    inner = slice(r0 - halo0, r0 - halo0 + (r1 - r0))
+    height = ground.height
+    if halo0 == r0:
+        height = np.concatenate([height[:1], height])
+    if halo1 == r1:
+        height = np.concatenate([height, height[-1:]])
+    rows = Ground(
+        ground.height[inner],
+        ground.water[inner],
+        ground.bare[inner],
+        ground.greenness[inner],
+        ground.slump[inner],
+    )
+    return GroundBlock(coords.x[inner], coords.y[inner], rows, height)
 
 
 @dataclass
@@ -148,32 +194,20 @@ def render(
     when = render_time(acq)
     lon, lat = window_centre_lonlat(window)
     azimuth, elevation = sun_angles(when, lon, lat)
-    vigor = np.float32(_vigor(acq.season_date.timetuple().tm_yday))
+    season = vigor(acq.season_date.timetuple().tm_yday)
     grids = {res: window.grid(res) for res in (10, 20, 60)}
     valid = {res: swath_valid(grids[res], window, acq.weather.swath_edge) for res in grids}
     key = render_key(acq)
 
     for block, r0 in enumerate(range(0, window.height, block_rows)):
         r1 = min(r0 + block_rows, window.height)
-        halo0, halo1 = max(r0 - 1, 0), min(r1 + 1, window.height)
-        coords, ground = ground_source(window, halo0, halo1)
-        inner = slice(r0 - halo0, (r0 - halo0) + (r1 - r0))
-        height = ground.height
-        if halo0 == r0:  # pad so the shading always sees one row above and below
-            height = np.concatenate([height[:1], height])
-        if halo1 == r1:
-            height = np.concatenate([height, height[-1:]])
-        shade = _shading(height, 10.0, azimuth, elevation)
-        x, y = coords.x[inner], coords.y[inner]
-        water, bare = ground.water[inner], ground.bare[inner]
-        sky_state = sky(x, y, ground.height[inner], acq.weather, world.seed, azimuth, elevation)
+        block_data = ground_block(ground_source, window, r0, r1)
+        x, y, ground = block_data.x, block_data.y, block_data.ground
+        shade = shading(block_data.padded_height, 10.0, azimuth, elevation)
+        water, bare = ground.water, ground.bare
+        sky_state = sky(x, y, ground.height, acq.weather, world, azimuth, elevation)
 
-        green_mix = np.clip(0.5 + 0.5 * ground.greenness[inner], 0.0, 1.0) * vigor
-        veg = spectra.TUNDRA_SPARSE + (spectra.TUNDRA_GREEN - spectra.TUNDRA_SPARSE) * green_mix
-        vegetated = np.clip(1.0 - water - bare, 0.0, 1.0)
-        surface = water * spectra.WATER + bare * spectra.SLUMP_MUD + vegetated * veg
-        surface = surface * (water + (1.0 - water) * shade)
-        surface += (spectra.SNOW - surface) * sky_state.snow
+        surface = surface_reflectance(water, bare, ground.greenness, season, shade, sky_state.snow)
         surface *= 1.0 - 0.7 * sky_state.shadow
         cloud = sky_state.cloud
         refl = surface * (1.0 - cloud) + cloud * spectra.CLOUD * sky_state.texture
@@ -237,7 +271,14 @@ def blockwise_ground(world: WorldField) -> GroundSource:
 
 def _rows(coords: GridCoords, ground: Ground, r0: int, r1: int) -> tuple[GridCoords, Ground]:
     sl = slice(r0, r1)
-    sub = GridCoords(coords.x[sl], coords.y[sl], coords.coarse_x, coords.coarse_y,
-                     coords.coarse_rows, coords.coarse_cols)
-    return sub, Ground(ground.height[sl], ground.water[sl], ground.bare[sl],
-                       ground.greenness[sl], ground.slump[sl])
+    sub = GridCoords(
+        coords.x[sl],
+        coords.y[sl],
+        coords.coarse_x,
+        coords.coarse_y,
+        coords.coarse_rows,
+        coords.coarse_cols,
+    )
+    return sub, Ground(
+        ground.height[sl], ground.water[sl], ground.bare[sl], ground.greenness[sl], ground.slump[sl]
+    )

@@ -49,8 +49,12 @@ def footprint_3413(window: TileWindow) -> Polygon:
 def dem_box(spec: WorldSpec) -> Box:
     area = unary_union([footprint_3413(w) for w in spec.windows]).buffer(spec.dem_margin_m)
     xmin, ymin, xmax, ymax = area.bounds
-    return (math.floor(xmin / 64) * 64, math.floor(ymin / 64) * 64,
-            math.ceil(xmax / 64) * 64, math.ceil(ymax / 64) * 64)
+    return (
+        math.floor(xmin / 64) * 64,
+        math.floor(ymin / 64) * 64,
+        math.ceil(xmax / 64) * 64,
+        math.ceil(ymax / 64) * 64,
+    )
 
 
 def dem_2m_box(spec: WorldSpec) -> Box:
@@ -87,29 +91,33 @@ def tcvis_box(spec: WorldSpec) -> Box:
 
 
 def slump_regions(spec: WorldSpec) -> list[PlacementRegion]:
-    """Regions (and counts) where slumps are placed, in priority order."""
+    """Regions (and counts) where slumps are placed, in priority order.
+
+    The spec's counts are per window; a window's region excludes the windows listed
+    before it (the zone-9 window lies inside the main one, so its slump counts there
+    too), and the rest of the DEM area gets a density of its own.
+    """
     inset = 350.0
+    named = {"main": 0, "tile": 0, "second": 1, "zone9": 2}
+    footprints = [footprint_3413(w) for w in spec.windows]
     regions: list[PlacementRegion] = []
-    by_tile = {w.tile: w for w in spec.windows}
-    labels = {"main": spec.windows[0], "tile": spec.windows[0]}
-    if len(spec.windows) > 1:
-        labels["second"] = spec.windows[1]
-    if len(spec.windows) > 2:
-        labels["zone9"] = spec.windows[2]
-    del by_tile
     for label, count in spec.slump_counts.items():
-        area = footprint_3413(labels[label]).buffer(-inset)
+        index = named[label]
+        area = footprints[index].buffer(-inset)
+        if label == "second":
+            area = area.difference(footprints[0].buffer(inset))
         regions.append(PlacementRegion(label, area, count))
     if spec.surroundings_slumps_per_km2 > 0:
-        area = box(*dem_box(spec))
+        outside = box(*dem_box(spec)).difference(unary_union(footprints).buffer(inset))
+        area = outside.buffer(-inset)
         count = int(area.area / 1e6 * spec.surroundings_slumps_per_km2)
-        regions.append(PlacementRegion("surroundings", area.buffer(-inset), count))
+        regions.append(PlacementRegion("surroundings", area, count))
     return regions
 
 
 def make_field(spec: WorldSpec, seed: int) -> WorldField:
-    def sample(x: np.ndarray, y: np.ndarray):  # noqa: ANN202 - a LandSampler
+    def sample(x: np.ndarray, y: np.ndarray):
         return land(seed, x, y, detail=False)
 
     slumps = place_slumps(seed, slump_regions(spec), sample)
-    return WorldField(seed, tuple(slumps))
+    return WorldField(seed, tuple(slumps), footprint_3413(spec.main).bounds)

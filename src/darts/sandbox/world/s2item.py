@@ -31,7 +31,10 @@ from darts.sandbox.world.s2names import ProductNames
 from darts.sandbox.world.seeds import derive_seed
 
 FIXTURE = (
-    Path(__file__).resolve().parent.parent / "fixtures" / "cdse" / "search-sentinel-2-l2a-T36NYH.json"
+    Path(__file__).resolve().parent.parent
+    / "fixtures"
+    / "cdse"
+    / "search-sentinel-2-l2a-T36NYH.json"
 )
 STAC_ROOT = "https://stac.dataspace.copernicus.eu/v1/"
 COLLECTION = "sentinel-2-l2a"
@@ -40,6 +43,16 @@ COLLECTION = "sentinel-2-l2a"
 @cache
 def template() -> dict[str, Any]:
     return json.loads(FIXTURE.read_text(encoding="utf-8"))["features"][0]
+
+
+@cache
+def _asset_json(key: str) -> str:
+    return json.dumps(template()["assets"][key])
+
+
+def asset_template(key: str) -> dict[str, Any]:
+    """A fresh, deep copy of the recorded asset ``key`` (JSON round trip: fast)."""
+    return json.loads(_asset_json(key))
 
 
 def iso_ms(t: datetime) -> str:
@@ -78,9 +91,13 @@ def properties(
     acq = names.acq
     jitter = derive_seed(seed, "times", names.product_id)
     start = acq.sensing + timedelta(milliseconds=jitter % 1000)
-    created = names.processed + timedelta(minutes=20 + jitter % 40, microseconds=jitter % 997 * 1000)
+    created = names.processed + timedelta(
+        minutes=20 + jitter % 40, microseconds=jitter % 997 * 1000
+    )
     published = created + timedelta(minutes=15, microseconds=(jitter >> 10) % 999_983)
-    updated = published + timedelta(days=1 + (jitter >> 20) % 30, microseconds=(jitter >> 30) % 999_979)
+    updated = published + timedelta(
+        days=1 + (jitter >> 20) % 30, microseconds=(jitter >> 30) % 999_979
+    )
     view_azimuth = 100.0 + (acq.relative_orbit * 37) % 180 + (jitter % 1000) / 1000.0
     incidence = 2.0 + (acq.relative_orbit * 13) % 9 + ((jitter >> 8) % 1000) / 1000.0
     props = copy.deepcopy(template()["properties"])

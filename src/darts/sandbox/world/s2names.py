@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 
 from darts.sandbox.world.seeds import derive_seed
 from darts.sandbox.world.spec import Acquisition
@@ -56,38 +57,41 @@ def absolute_orbit(platform: str, sensing: datetime, relative: int) -> int:
     guess = int(days * _ORBITS_PER_CYCLE / _CYCLE_DAYS)
     offset = _ORBIT_OFFSET[platform]
     matching = [
-        n for n in range(guess - _ORBITS_PER_CYCLE, guess + _ORBITS_PER_CYCLE)
+        n
+        for n in range(guess - _ORBITS_PER_CYCLE, guess + _ORBITS_PER_CYCLE)
         if (n + offset) % _ORBITS_PER_CYCLE + 1 == relative
     ]
     return min(matching, key=lambda n: abs(n - guess))
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProductNames:
+    """All names of one product; values are computed once (``cached_property``)."""
+
     acq: Acquisition
     seed: int
 
-    @property
+    @cached_property
     def mission(self) -> str:
         return "S2" + self.acq.platform[-1].upper()
 
-    @property
+    @cached_property
     def baseline(self) -> str:
         return baseline(self.acq.sensing)
 
-    @property
+    @cached_property
     def reprocessed(self) -> bool:
         return self.baseline == "05.00"
 
-    @property
+    @cached_property
     def baseline_code(self) -> str:
         return "N" + self.baseline.replace(".", "")
 
-    @property
+    @cached_property
     def tile(self) -> str:
         return self.acq.window.tile
 
-    @property
+    @cached_property
     def processed(self) -> datetime:
         jitter = derive_seed(self.seed, "processing", self.acq.window.tile, self.acq.sensing) % 3600
         if self.reprocessed:
@@ -96,32 +100,32 @@ class ProductNames:
             return start + timedelta(days=day, seconds=jitter * 7)
         return self.acq.sensing.replace(microsecond=0) + timedelta(hours=4, seconds=jitter)
 
-    @property
+    @cached_property
     def granule_sensing(self) -> datetime:
         """When the datatake reached the tile (the granule and datastrip time stamp)."""
         return self.acq.sensing + timedelta(seconds=131)
 
-    @property
+    @cached_property
     def absolute_orbit(self) -> int:
         return absolute_orbit(self.acq.platform, self.acq.sensing, self.acq.relative_orbit)
 
-    @property
+    @cached_property
     def product_id(self) -> str:
         return (
             f"{self.mission}_MSIL2A_{_stamp(self.acq.sensing)}_{self.baseline_code}"
             f"_R{self.acq.relative_orbit:03d}_T{self.tile}_{_stamp(self.processed)}"
         )
 
-    @property
+    @cached_property
     def granule(self) -> str:
         return f"L2A_T{self.tile}_A{self.absolute_orbit:06d}_{_stamp(self.granule_sensing)}"
 
-    @property
+    @cached_property
     def datastrip(self) -> str:
         centre = "S2RP" if self.reprocessed else f"{self.mission[1:]}PS"
         return f"DS_{centre}_{_stamp(self.processed)}_S{_stamp(self.granule_sensing)}"
 
-    @property
+    @cached_property
     def datastrip_id(self) -> str:
         centre = "S2RP" if self.reprocessed else f"{self.mission[1:]}PS"
         return (
@@ -129,15 +133,17 @@ class ProductNames:
             f"_S{_stamp(self.granule_sensing)}_N{self.baseline}"
         )
 
-    @property
+    @cached_property
     def datatake_id(self) -> str:
-        return f"G{self.mission}_{_stamp(self.acq.sensing)}_{self.absolute_orbit:06d}_N{self.baseline}"
+        return (
+            f"G{self.mission}_{_stamp(self.acq.sensing)}_{self.absolute_orbit:06d}_N{self.baseline}"
+        )
 
-    @property
+    @cached_property
     def product_uuid(self) -> str:
         return str(uuid.uuid5(_NAMESPACE, self.product_id))
 
-    @property
+    @cached_property
     def safe_key(self) -> str:
         """S3 key (bucket ``eodata``) of the product's .SAFE folder."""
         folder = "L2A_N0500" if self.reprocessed else "L2A"
@@ -153,9 +159,11 @@ class ProductNames:
         base = f"https://zipper.dataspace.copernicus.eu/odata/v1/Products({self.product_uuid})"
         if inner_path is None:
             return f"{base}/$value"
-        nodes = "".join(f"/Nodes({part})" for part in [f"{self.product_id}.SAFE", *inner_path.split("/")])
+        nodes = "".join(
+            f"/Nodes({part})" for part in [f"{self.product_id}.SAFE", *inner_path.split("/")]
+        )
         return f"{base}{nodes}/$value"
 
-    @property
+    @cached_property
     def platform_designator(self) -> str:
         return _DESIGNATOR[self.acq.platform]

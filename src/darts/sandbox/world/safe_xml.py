@@ -2,17 +2,33 @@
 
 Only the fields a client may plausibly read are filled: product and granule ids,
 sensing and processing times, processing baseline, the BOA quantification and offset,
-the tile's geocoding per resolution and the mean sun angles.
+the tile's geocoding per resolution and the mean sun angles. Built with ElementTree,
+whose output is a pure function of the tree (attribute order as inserted).
 """
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import datetime
 
 from darts.sandbox.world.s2names import ProductNames
 from darts.sandbox.world.spectra import BANDS
 
-_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_PSD = "https://psd-14.sentinel2.eo.esa.int/PSD/"
+Child = ET.Element
+
+
+def _el(tag: str, text: object = None, children: list[Child] | None = None, **attrib: str) -> Child:
+    element = ET.Element(tag, attrib)
+    if text is not None:
+        element.text = str(text)
+    element.extend(children or [])
+    return element
+
+
+def _document(root: Child) -> bytes:
+    ET.indent(root, space=" ")
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
 
 
 def _iso(t: datetime) -> str:
@@ -20,33 +36,64 @@ def _iso(t: datetime) -> str:
 
 
 def product_metadata(names: ProductNames, footprint_lonlat: list[tuple[float, float]]) -> bytes:
-    offsets = "".join(
-        f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>' for i, _ in enumerate(BANDS)
-    )
     ring = " ".join(f"{lat:.6f} {lon:.6f}" for lon, lat in footprint_lonlat)
-    text = (
-        f"{_HEADER}<n1:Level-2A_User_Product xmlns:n1=\"https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd\">\n"
-        "<n1:General_Info><Product_Info>\n"
-        f"<PRODUCT_START_TIME>{_iso(names.acq.sensing)}</PRODUCT_START_TIME>\n"
-        f"<PRODUCT_STOP_TIME>{_iso(names.granule_sensing)}</PRODUCT_STOP_TIME>\n"
-        f"<PRODUCT_URI>{names.product_id}.SAFE</PRODUCT_URI>\n"
-        "<PROCESSING_LEVEL>Level-2A</PROCESSING_LEVEL><PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>\n"
-        f"<PROCESSING_BASELINE>{names.baseline}</PROCESSING_BASELINE>\n"
-        f"<GENERATION_TIME>{_iso(names.processed)}</GENERATION_TIME>\n"
-        f"<Datatake datatakeIdentifier=\"{names.datatake_id}\"><SPACECRAFT_NAME>Sentinel-{names.mission[2:]}"
-        f"</SPACECRAFT_NAME><SENSING_ORBIT_NUMBER>{names.acq.relative_orbit}</SENSING_ORBIT_NUMBER>"
-        "<SENSING_ORBIT_DIRECTION>DESCENDING</SENSING_ORBIT_DIRECTION></Datatake>\n"
-        "</Product_Info><Product_Image_Characteristics>\n"
-        "<QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE unit=\"none\">10000</BOA_QUANTIFICATION_VALUE>"
-        "<AOT_QUANTIFICATION_VALUE unit=\"none\">1000.0</AOT_QUANTIFICATION_VALUE>"
-        "<WVP_QUANTIFICATION_VALUE unit=\"cm\">1000.0</WVP_QUANTIFICATION_VALUE></QUANTIFICATION_VALUES_LIST>\n"
-        f"<BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST>\n"
-        "</Product_Image_Characteristics></n1:General_Info>\n"
-        f"<n1:Geometric_Info><Product_Footprint><Global_Footprint><EXT_POS_LIST>{ring}</EXT_POS_LIST>"
-        "</Global_Footprint></Product_Footprint></n1:Geometric_Info>\n"
-        "</n1:Level-2A_User_Product>\n"
+    datatake = _el(
+        "Datatake",
+        children=[
+            _el("SPACECRAFT_NAME", f"Sentinel-{names.mission[2:]}"),
+            _el("SENSING_ORBIT_NUMBER", names.acq.relative_orbit),
+            _el("SENSING_ORBIT_DIRECTION", "DESCENDING"),
+        ],
+        datatakeIdentifier=names.datatake_id,
     )
-    return text.encode("utf-8")
+    product_info = _el(
+        "Product_Info",
+        children=[
+            _el("PRODUCT_START_TIME", _iso(names.acq.sensing)),
+            _el("PRODUCT_STOP_TIME", _iso(names.granule_sensing)),
+            _el("PRODUCT_URI", f"{names.product_id}.SAFE"),
+            _el("PROCESSING_LEVEL", "Level-2A"),
+            _el("PRODUCT_TYPE", "S2MSI2A"),
+            _el("PROCESSING_BASELINE", names.baseline),
+            _el("GENERATION_TIME", _iso(names.processed)),
+            datatake,
+        ],
+    )
+    quantification = _el(
+        "QUANTIFICATION_VALUES_LIST",
+        children=[
+            _el("BOA_QUANTIFICATION_VALUE", "10000", unit="none"),
+            _el("AOT_QUANTIFICATION_VALUE", "1000.0", unit="none"),
+            _el("WVP_QUANTIFICATION_VALUE", "1000.0", unit="cm"),
+        ],
+    )
+    offsets = _el(
+        "BOA_ADD_OFFSET_VALUES_LIST",
+        children=[_el("BOA_ADD_OFFSET", "-1000", band_id=str(i)) for i, _ in enumerate(BANDS)],
+    )
+    root = _el(
+        "n1:Level-2A_User_Product",
+        children=[
+            _el(
+                "n1:General_Info",
+                children=[
+                    product_info,
+                    _el("Product_Image_Characteristics", children=[quantification, offsets]),
+                ],
+            ),
+            _el(
+                "n1:Geometric_Info",
+                children=[
+                    _el(
+                        "Product_Footprint",
+                        children=[_el("Global_Footprint", children=[_el("EXT_POS_LIST", ring)])],
+                    )
+                ],
+            ),
+        ],
+        **{"xmlns:n1": _PSD + "User_Product_Level-2A.xsd"},
+    )
+    return _document(root)
 
 
 def granule_metadata(
@@ -57,72 +104,157 @@ def granule_metadata(
     sun_zenith: float,
     sun_azimuth: float,
 ) -> bytes:
-    size_xml = "".join(
-        f'<Size resolution="{res}"><NROWS>{h}</NROWS><NCOLS>{w}</NCOLS></Size>'
-        for res, (h, w) in sorted(sizes.items())
+    geocoding = [
+        _el("HORIZONTAL_CS_NAME", f"WGS84 / UTM zone {epsg % 100}N"),
+        _el("HORIZONTAL_CS_CODE", f"EPSG:{epsg}"),
+    ]
+    for res, (h, w) in sorted(sizes.items()):
+        geocoding.append(
+            _el("Size", children=[_el("NROWS", h), _el("NCOLS", w)], resolution=str(res))
+        )
+    for res in sorted(sizes):
+        geocoding.append(
+            _el(
+                "Geoposition",
+                children=[
+                    _el("ULX", f"{origin[0]:.0f}"),
+                    _el("ULY", f"{origin[1]:.0f}"),
+                    _el("XDIM", res),
+                    _el("YDIM", -res),
+                ],
+                resolution=str(res),
+            )
+        )
+    sun = _el(
+        "Mean_Sun_Angle",
+        children=[
+            _el("ZENITH_ANGLE", f"{sun_zenith:.6f}", unit="deg"),
+            _el("AZIMUTH_ANGLE", f"{sun_azimuth:.6f}", unit="deg"),
+        ],
     )
-    position_xml = "".join(
-        f'<Geoposition resolution="{res}"><ULX>{origin[0]:.0f}</ULX><ULY>{origin[1]:.0f}</ULY>'
-        f"<XDIM>{res}</XDIM><YDIM>-{res}</YDIM></Geoposition>"
-        for res in sorted(sizes)
+    tile_id = (
+        f"{names.mission}_OPER_MSI_L2A_TL_{names.datastrip[3:]}"
+        f"_A{names.absolute_orbit:06d}_T{names.tile}_N{names.baseline}"
     )
-    text = (
-        f"{_HEADER}<n1:Level-2A_Tile_ID xmlns:n1=\"https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-2A_Tile_Metadata.xsd\">\n"
-        "<n1:General_Info>"
-        f"<TILE_ID>S2{names.mission[2]}_OPER_MSI_L2A_TL_{names.datastrip[3:]}_A{names.absolute_orbit:06d}_T{names.tile}_N{names.baseline}</TILE_ID>"
-        f"<DATASTRIP_ID>{names.datastrip_id}</DATASTRIP_ID>"
-        f"<SENSING_TIME>{_iso(names.granule_sensing)}</SENSING_TIME>"
-        "</n1:General_Info>\n<n1:Geometric_Info><Tile_Geocoding>"
-        f"<HORIZONTAL_CS_NAME>WGS84 / UTM zone {epsg % 100}N</HORIZONTAL_CS_NAME>"
-        f"<HORIZONTAL_CS_CODE>EPSG:{epsg}</HORIZONTAL_CS_CODE>{size_xml}{position_xml}"
-        "</Tile_Geocoding>\n<Tile_Angles><Mean_Sun_Angle>"
-        f'<ZENITH_ANGLE unit="deg">{sun_zenith:.6f}</ZENITH_ANGLE>'
-        f'<AZIMUTH_ANGLE unit="deg">{sun_azimuth:.6f}</AZIMUTH_ANGLE>'
-        "</Mean_Sun_Angle></Tile_Angles></n1:Geometric_Info>\n</n1:Level-2A_Tile_ID>\n"
+    root = _el(
+        "n1:Level-2A_Tile_ID",
+        children=[
+            _el(
+                "n1:General_Info",
+                children=[
+                    _el("TILE_ID", tile_id),
+                    _el("DATASTRIP_ID", names.datastrip_id),
+                    _el("SENSING_TIME", _iso(names.granule_sensing)),
+                ],
+            ),
+            _el(
+                "n1:Geometric_Info",
+                children=[
+                    _el("Tile_Geocoding", children=geocoding),
+                    _el("Tile_Angles", children=[sun]),
+                ],
+            ),
+        ],
+        **{"xmlns:n1": _PSD + "S2_PDI_Level-2A_Tile_Metadata.xsd"},
     )
-    return text.encode("utf-8")
+    return _document(root)
 
 
 def datastrip_metadata(names: ProductNames) -> bytes:
-    text = (
-        f"{_HEADER}<n1:Level-2A_DataStrip_ID xmlns:n1=\"https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-2A_Datastrip_Metadata.xsd\">\n"
-        f"<n1:General_Info><Datastrip_Time_Info><DATASTRIP_SENSING_START>{_iso(names.granule_sensing)}"
-        "</DATASTRIP_SENSING_START></Datastrip_Time_Info>"
-        f"<Processing_Info><PROCESSING_BASELINE>{names.baseline}</PROCESSING_BASELINE>"
-        f"<UTC_DATE_TIME>{_iso(names.processed)}</UTC_DATE_TIME></Processing_Info>"
-        f"<DATASTRIP_ID>{names.datastrip_id}</DATASTRIP_ID></n1:General_Info>\n"
-        "</n1:Level-2A_DataStrip_ID>\n"
+    root = _el(
+        "n1:Level-2A_DataStrip_ID",
+        children=[
+            _el(
+                "n1:General_Info",
+                children=[
+                    _el(
+                        "Datastrip_Time_Info",
+                        children=[_el("DATASTRIP_SENSING_START", _iso(names.granule_sensing))],
+                    ),
+                    _el(
+                        "Processing_Info",
+                        children=[
+                            _el("PROCESSING_BASELINE", names.baseline),
+                            _el("UTC_DATE_TIME", _iso(names.processed)),
+                        ],
+                    ),
+                    _el("DATASTRIP_ID", names.datastrip_id),
+                ],
+            )
+        ],
+        **{"xmlns:n1": _PSD + "S2_PDI_Level-2A_Datastrip_Metadata.xsd"},
     )
-    return text.encode("utf-8")
+    return _document(root)
 
 
 def inspire_metadata(names: ProductNames, bbox: tuple[float, float, float, float]) -> bytes:
     west, south, east, north = bbox
-    text = (
-        f"{_HEADER}<gmd:MD_Metadata xmlns:gmd=\"http://www.isotc211.org/2005/gmd\" "
-        "xmlns:gco=\"http://www.isotc211.org/2005/gco\">\n"
-        f"<gmd:fileIdentifier><gco:CharacterString>{names.product_id}</gco:CharacterString></gmd:fileIdentifier>\n"
-        "<gmd:identificationInfo><gmd:extent><gmd:EX_GeographicBoundingBox>"
-        f"<gmd:westBoundLongitude><gco:Decimal>{west:.6f}</gco:Decimal></gmd:westBoundLongitude>"
-        f"<gmd:eastBoundLongitude><gco:Decimal>{east:.6f}</gco:Decimal></gmd:eastBoundLongitude>"
-        f"<gmd:southBoundLatitude><gco:Decimal>{south:.6f}</gco:Decimal></gmd:southBoundLatitude>"
-        f"<gmd:northBoundLatitude><gco:Decimal>{north:.6f}</gco:Decimal></gmd:northBoundLatitude>"
-        "</gmd:EX_GeographicBoundingBox></gmd:extent></gmd:identificationInfo>\n</gmd:MD_Metadata>\n"
+
+    def decimal(tag: str, value: float) -> Child:
+        return _el(tag, children=[_el("gco:Decimal", f"{value:.6f}")])
+
+    root = _el(
+        "gmd:MD_Metadata",
+        children=[
+            _el("gmd:fileIdentifier", children=[_el("gco:CharacterString", names.product_id)]),
+            _el(
+                "gmd:identificationInfo",
+                children=[
+                    _el(
+                        "gmd:extent",
+                        children=[
+                            _el(
+                                "gmd:EX_GeographicBoundingBox",
+                                children=[
+                                    decimal("gmd:westBoundLongitude", west),
+                                    decimal("gmd:eastBoundLongitude", east),
+                                    decimal("gmd:southBoundLatitude", south),
+                                    decimal("gmd:northBoundLatitude", north),
+                                ],
+                            )
+                        ],
+                    )
+                ],
+            ),
+        ],
+        **{
+            "xmlns:gmd": "http://www.isotc211.org/2005/gmd",
+            "xmlns:gco": "http://www.isotc211.org/2005/gco",
+        },
     )
-    return text.encode("utf-8")
+    return _document(root)
 
 
 def manifest(names: ProductNames, files: list[tuple[str, str]]) -> bytes:
-    """``manifest.safe``: the product's data objects with their checksums."""
-    objects = "".join(
-        f'<dataObject ID="{i}"><byteStream><fileLocation locatorType="URL" href="./{path}"/>'
-        f'<checksum checksumName="SHA3-256">{checksum[4:]}</checksum></byteStream></dataObject>\n'
+    """``manifest.safe``: the product's data objects with their SHA3-256 checksums."""
+    objects = [
+        _el(
+            "dataObject",
+            children=[
+                _el(
+                    "byteStream",
+                    children=[
+                        _el("fileLocation", locatorType="URL", href=f"./{path}"),
+                        _el("checksum", checksum[4:], checksumName="SHA3-256"),
+                    ],
+                )
+            ],
+            ID=str(i),
+        )
         for i, (path, checksum) in enumerate(files)
+    ]
+    root = _el(
+        "xfdu:XFDU",
+        children=[
+            _el(
+                "metadataSection",
+                children=[_el("metadataObject", names.product_id, ID="product")],
+            ),
+            _el("dataObjectSection", children=objects),
+        ],
+        **{
+            "xmlns:xfdu": "urn:ccsds:schema:xfdu:1",
+            "version": "esa/safe/sentinel/1.1/sentinel-2/msi/archive_l2a_user_product",
+        },
     )
-    text = (
-        f"{_HEADER}<xfdu:XFDU xmlns:xfdu=\"urn:ccsds:schema:xfdu:1\" version=\"esa/safe/sentinel/1.1/sentinel-2/msi/archive_l2a_user_product\">\n"
-        f"<metadataSection><metadataObject ID=\"product\"><metadataWrap><xmlData>{names.product_id}"
-        f"</xmlData></metadataWrap></metadataObject></metadataSection>\n<dataObjectSection>\n{objects}"
-        "</dataObjectSection>\n</xfdu:XFDU>\n"
-    )
-    return text.encode("utf-8")
+    return _document(root)

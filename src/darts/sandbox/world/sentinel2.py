@@ -8,7 +8,6 @@ cheap while every product still has a complete, self-consistent set of files.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from shapely.geometry import Polygon, box, mapping
 from shapely.geometry.polygon import orient
 
 from darts.sandbox.layout import CDSE_BUCKET, WorldLayout
-from darts.sandbox.world import safe_xml, s2item
+from darts.sandbox.world import s2item, safe_xml
 from darts.sandbox.world import scl as scl_codes
 from darts.sandbox.world.coords import RasterGrid
 from darts.sandbox.world.encode import jp2_bytes, jpeg_bytes, multihash_sha3
@@ -127,7 +126,7 @@ def write_product(
     files: list[tuple[str, str]] = []
     total_size = 0
 
-    for key, tpl in tpl_assets.items():
+    for key in tpl_assets:
         if key not in scene.rasters:
             continue
         band, res_text = key.split("_")
@@ -137,7 +136,7 @@ def write_product(
         files.append((inner, written.checksum))
         total_size += written.size
         grid = window.grid(res)
-        asset = copy.deepcopy(tpl)
+        asset = s2item.asset_template(key)
         asset["href"] = s3_prefix + f"{names.safe_key}/{inner}"
         asset["alternate"]["https"]["href"] = names.odata_url(inner)
         asset["file:size"] = written.size
@@ -160,8 +159,9 @@ def write_product(
     xml_docs = {
         "granule_metadata": (
             f"GRANULE/{names.granule}/MTD_TL.xml",
-            safe_xml.granule_metadata(names, window.epsg, window.grid(10).bounds[::3],
-                                      sizes, 90.0 - sun_el, sun_az),
+            safe_xml.granule_metadata(
+                names, window.epsg, window.grid(10).bounds[::3], sizes, 90.0 - sun_el, sun_az
+            ),
         ),
         "product_metadata": ("MTD_MSIL2A.xml", safe_xml.product_metadata(names, ring)),
         "datastrip_metadata": (
@@ -176,13 +176,13 @@ def write_product(
     for key, (inner, data) in xml_docs.items():
         written = put(inner, data)
         files.append((inner, written.checksum))
-        assets[key] = _metadata_asset(tpl_assets[key], names, inner, written)
+        assets[key] = _metadata_asset(key, names, inner, written)
         total_size += written.size
     manifest = put("manifest.safe", safe_xml.manifest(names, files))
-    assets["safe_manifest"] = _metadata_asset(tpl_assets["safe_manifest"], names, "manifest.safe", manifest)
+    assets["safe_manifest"] = _metadata_asset("safe_manifest", names, "manifest.safe", manifest)
     total_size += manifest.size + thumb.size
 
-    thumb_asset = copy.deepcopy(tpl_assets["thumbnail"])
+    thumb_asset = s2item.asset_template("thumbnail")
     thumb_asset["href"] = (
         "https://datahub.creodias.eu/odata/v1/Assets("
         f"{names.product_uuid[:-12]}{hashlib.sha1(names.product_id.encode()).hexdigest()[:12]})/$value"
@@ -194,7 +194,7 @@ def write_product(
     thumb_asset["proj:shape"] = list(scene.thumbnail_shape)
     assets["thumbnail"] = thumb_asset
 
-    product = copy.deepcopy(tpl_assets["Product"])
+    product = s2item.asset_template("Product")
     product["href"] = names.odata_url(None)
     product["file:size"] = total_size
     product["storage:refs"] = []
@@ -225,8 +225,8 @@ def write_product(
     return SceneSummary(names.product_id, names.tile, props["datetime"], cloud, snow, acq.platform)
 
 
-def _metadata_asset(tpl: dict[str, Any], names: ProductNames, inner: str, written: Written) -> dict[str, Any]:
-    asset = copy.deepcopy(tpl)
+def _metadata_asset(key: str, names: ProductNames, inner: str, written: Written) -> dict[str, Any]:
+    asset = s2item.asset_template(key)
     asset["href"] = f"s3://{CDSE_BUCKET}/{names.safe_key}/{inner}"
     asset["alternate"]["https"]["href"] = names.odata_url(inner)
     asset["file:size"] = written.size

@@ -4,7 +4,7 @@ A slump is described in its own frame: ``u`` points downslope, ``v`` across. Its
 is a wobbly ellipse (radius ``radius`` across the slope, ``radius * elongation``
 along it, plus low harmonics), the polar angle ``theta`` is 0 at the headwall (upslope)
 and pi at the outlet. Inside, the ground is lowered by up to ``depth`` metres at the
-headwall, fading to a shallow floor at the outlet; the drop happens over the outer 18 %
+headwall, fading along the slope to a shallow floor at the outlet; the drop happens over the outer 18 %
 of the radius, which makes a steep scarp on the upslope and lateral sides and an open
 mouth downslope. The scar is bare mud (SCL "not vegetated"); the ground-truth polygon is
 the rim (normalised radius 1).
@@ -66,7 +66,8 @@ class Slump:
         v = (-dx * self.uy + dy * self.ux) / self.radius
         theta = np.arctan2(v, -u)
         rho = np.hypot(u, v) / self._rim(theta)
-        headwall = (1.0 + np.cos(theta)) * 0.5
+        # 1 at the headwall (upslope end), 0 at the outlet; smooth through the centre.
+        headwall = np.clip((1.0 - u) * 0.5, 0.0, 1.0)
         inside = smoothstep(1.0, _SCARP, rho)
         lowering = self.depth * inside * (0.15 + 0.85 * headwall**0.8)
         bare = smoothstep(1.0, _BARE_EDGE, rho) * (0.8 + 0.2 * headwall)
@@ -102,8 +103,12 @@ def _candidate_stats(
     """Slope (degrees), downslope unit vector and max water near each candidate."""
     step = 15.0
     ring = np.linspace(0.0, 2.0 * math.pi, 8, endpoint=False)
-    px = np.concatenate([x, x + step, x - step, x, x] + [x + 1.2 * radius * np.cos(a) for a in ring])
-    py = np.concatenate([y, y, y, y + step, y - step] + [y + 1.2 * radius * np.sin(a) for a in ring])
+    px = np.concatenate(
+        [x, x + step, x - step, x, x] + [x + 1.2 * radius * np.cos(a) for a in ring]
+    )
+    py = np.concatenate(
+        [y, y, y, y + step, y - step] + [y + 1.2 * radius * np.sin(a) for a in ring]
+    )
     sampled = sample(px, py)
     n = len(x)
     h = sampled.height.reshape(-1, n)
@@ -116,9 +121,7 @@ def _candidate_stats(
     return slope, -gx / safe, -gy / safe, w.max(axis=0)
 
 
-def place_slumps(
-    seed: int, regions: Sequence[PlacementRegion], sample: LandSampler
-) -> list[Slump]:
+def place_slumps(seed: int, regions: Sequence[PlacementRegion], sample: LandSampler) -> list[Slump]:
     """Slumps for each region in order, on slopes, off water and apart from each other.
 
     Candidates are drawn in batches from a generator seeded by the world seed and the

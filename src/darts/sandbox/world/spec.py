@@ -162,10 +162,25 @@ _SECOND_SCENES = (0, 3, 6, 8)
 def _zone9_acquisitions(seed: int) -> list[Acquisition]:
     """Near-daily summers 2022–2024 (>= 230 scenes), mostly cloudy, 12 weather states."""
     generator = rng(seed, "zone9-schedule")
-    states = [Weather(cloud=c, cirrus=ci, pattern=100 + i) for i, (c, ci) in enumerate(
-        [(1.0, 0.0), (0.97, 0.2), (0.9, 0.0), (0.85, 0.4), (0.75, 0.1), (0.95, 0.0),
-         (0.6, 0.3), (0.99, 0.0), (0.4, 0.0), (0.2, 0.1), (0.05, 0.0), (0.0, 0.0)]
-    )]
+    states = [
+        Weather(cloud=c, cirrus=ci, pattern=100 + i)
+        for i, (c, ci) in enumerate(
+            [
+                (1.0, 0.0),
+                (0.97, 0.2),
+                (0.9, 0.0),
+                (0.85, 0.4),
+                (0.75, 0.1),
+                (0.95, 0.0),
+                (0.6, 0.3),
+                (0.99, 0.0),
+                (0.4, 0.0),
+                (0.2, 0.1),
+                (0.05, 0.0),
+                (0.0, 0.0),
+            ]
+        )
+    ]
     weights = [0.16, 0.12, 0.12, 0.1, 0.09, 0.1, 0.07, 0.08, 0.05, 0.04, 0.04, 0.03]
     orbits = sorted(ORBIT_TIMES)
     result: list[Acquisition] = []
@@ -176,10 +191,16 @@ def _zone9_acquisitions(seed: int) -> list[Acquisition]:
             if generator.random() < 0.75:
                 state = states[int(generator.choice(len(states), p=weights))]
                 orbit = orbits[(day.toordinal()) % len(orbits)]
-                result.append(Acquisition(
-                    ZONE9, _at(day, orbit), _platform(day, index), orbit, state,
-                    ground_date=date(2023, 7, 20),
-                ))
+                result.append(
+                    Acquisition(
+                        ZONE9,
+                        _at(day, orbit),
+                        _platform(day, index),
+                        orbit,
+                        state,
+                        ground_date=date(2023, 7, 20),
+                    )
+                )
                 index += 1
             day += timedelta(days=1)
     return result
@@ -210,7 +231,10 @@ def full_spec(seed: int) -> WorldSpec:
     scenes = (
         Acquisition(FULL, _at(date(2023, 7, 2), 129), "sentinel-2a", 129, Weather(0.03, pattern=7)),
         Acquisition(
-            FULL, _at(date(2024, 7, 15), 29), "sentinel-2b", 29,
+            FULL,
+            _at(date(2024, 7, 15), 29),
+            "sentinel-2b",
+            29,
             Weather(0.3, cirrus=0.2, pattern=9),
         ),
     )

@@ -52,31 +52,33 @@ def tcvis_grid(area: Box) -> RasterGrid:
 
 def _activity(world: WorldField, period: str) -> list[float]:
     first, last = (int(p) for p in period.split("-"))
-    return [
-        max(0, last - max(first, s.initiated) + 1) / (last - first + 1) for s in world.slumps
-    ]
+    return [max(0, last - max(first, s.initiated) + 1) / (last - first + 1) for s in world.slumps]
 
 
-def _render(world: WorldField, grid: RasterGrid, period: str) -> np.ndarray:
-    out = np.zeros((3, grid.height, grid.width), dtype=np.uint8)
-    weights = _activity(world, period)
+def _render(world: WorldField, grid: RasterGrid) -> dict[str, np.ndarray]:
+    """All periods at once: the ground is sampled once per block and shared."""
+    out = {p: np.zeros((3, grid.height, grid.width), dtype=np.uint8) for p in PERIODS}
+    weights = {p: _activity(world, p) for p in PERIODS}
     for r0 in range(0, grid.height, _BLOCK_ROWS):
         r1 = min(r0 + _BLOCK_ROWS, grid.height)
         coords = world_coords(grid.rows(r0, r1))
         ground = world.sample(coords, detail=False)
-        signal = world.slump_signal(coords, weights)
         x, y = coords.x, coords.y
-        drift = fbm(x, y, 3000.0, 3, world.seed, f"tcvis-{period}")
         land = 1.0 - ground.water
-        brightness = 128 + 4 * drift + 95 * signal
-        greenness = 130 + land * (10 + 8 * ground.greenness) + 5 * drift - 80 * signal
-        wetness = 129 - 3 * drift - 45 * signal
-        for band, values in enumerate((brightness, greenness, wetness)):
-            out[band, r0:r1] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        for period in PERIODS:
+            signal = world.slump_signal(coords, weights[period])
+            drift = fbm(x, y, 3000.0, 3, world.seed, f"tcvis-{period}")
+            brightness = 128 + 4 * drift + 95 * signal
+            greenness = 130 + land * (10 + 8 * ground.greenness) + 5 * drift - 80 * signal
+            wetness = 129 - 3 * drift - 45 * signal
+            for band, values in enumerate((brightness, greenness, wetness)):
+                out[period][band, r0:r1] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return out
 
 
-def _item(period: str, item_id: str, path: str, grid: RasterGrid, size: int, checksum: str) -> dict[str, Any]:
+def _item(
+    period: str, item_id: str, path: str, grid: RasterGrid, size: int, checksum: str
+) -> dict[str, Any]:
     first, last = period.split("-")
     outline = box(*grid.bounds)
     return {
@@ -115,14 +117,19 @@ def _item(period: str, item_id: str, path: str, grid: RasterGrid, size: int, che
     }
 
 
-def write_period(
-    layout: WorldLayout, writer: FileWriter, world: WorldField, area: Box, period: str, tag: str
-) -> str:
+def write_periods(
+    layout: WorldLayout, writer: FileWriter, world: WorldField, area: Box, tag: str
+) -> list[str]:
+    """One COG and one item per period; returns the item ids."""
     grid = tcvis_grid(area)
-    data = _render(world, grid, period)
-    item_id = f"TCTrend_SR_{period}_TCVIS_{tag}"
-    path = f"{period}/{item_id}.tif"
-    written = writer.write(layout.tcvis_data / path, cog_bytes(data, 4326, grid.transform, None, BANDS))
-    item = _item(period, item_id, path, grid, written.size, written.checksum)
-    writer.write_json(layout.tcvis_items / collection_id(period) / f"{item_id}.json", item)
-    return item_id
+    rendered = _render(world, grid)
+    ids = []
+    for period in PERIODS:
+        item_id = f"TCTrend_SR_{period}_TCVIS_{tag}"
+        path = f"{period}/{item_id}.tif"
+        data = cog_bytes(rendered[period], 4326, grid.transform, None, BANDS)
+        written = writer.write(layout.tcvis_data / path, data)
+        item = _item(period, item_id, path, grid, written.size, written.checksum)
+        writer.write_json(layout.tcvis_items / collection_id(period) / f"{item_id}.json", item)
+        ids.append(item_id)
+    return ids

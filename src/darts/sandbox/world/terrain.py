@@ -54,7 +54,8 @@ def land(seed: int, x: np.ndarray, y: np.ndarray, detail: bool = True) -> Land:
     height = height + (water_level - height) * lake
 
     water = np.maximum(lake, river)
-    bare = 0.7 * smoothstep(0.35, 0.55, fbm(x, y, 400.0, 2, seed, "bare")) * (1.0 - water)
+    # Sparse gravel / frost-boil patches: never bare enough to look like a slump scar.
+    bare = 0.3 * smoothstep(0.45, 0.7, fbm(x, y, 400.0, 2, seed, "bare")) * (1.0 - water)
     greenness = fbm(x, y, 700.0, 3, seed, "greenness") * 1.8
     return Land(
         height=height.astype(np.float32),

@@ -1,0 +1,253 @@
+"""Staging one Sentinel-2 scene from the S3 stand-in, against its floor.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_stage_scene.py [--world small|full] [--runs N]
+        [--latency-ms 30] [--bands B02 B03 ...] [--scene ITEM_ID]
+
+What is measured, in one process, on the same data:
+
+* **stage**: ``stage_scene(item, bands, SceneStore(fresh folder), s3)``: whole-object
+  GETs with size + checksum verification, in-memory JPEG2000 decoding with all cores,
+  resampling onto the 10 m grid, and the store's crash-safe band writes, pipelined.
+* **floor**: the same work done plainly, one step after the other, without anything
+  that is not strictly needed: (1) fetch every band file whole through the same
+  ``S3Client`` (verified), (2) decode every file with ``GDAL_NUM_THREADS=ALL_CPUS``,
+  (3) compress and write the 10 m results with the store's encoding as plain zarr
+  arrays (no read-back, no fsync, no manifest). Resampling is *not* in the floor, so
+  what it costs counts against staging.
+
+Each is run ``--runs`` times (alternating); min and median are printed, with the
+ratio stage / floor (target ≤ 1.15). The whole set is run twice: as the stand-in
+serves, and with the stand-in waiting ``--latency-ms`` before every answer (the round
+trip of a real network; staging makes one request per band, so it should barely
+notice). For information, the floor's parts and the cost of the store's own
+safety (``write_bands`` of the already decoded bands) are printed too.
+
+``--world small`` (default) stages a 1200² px scene and runs in seconds; ``--world
+full`` stages a real-size 10980² scene (building that world takes minutes the first
+time; it is cached like the test worlds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.storage import LocalStore
+
+from darts.net import NetworkSettings, S3Client, S3Settings
+from darts.sandbox.layout import WorldLayout
+from darts.sandbox.servers.faults import FaultConfig
+from darts.sandbox.service import Sandbox
+from darts.sandbox.world import build_world
+from darts.sources.cdse_bands import resolve_bands
+from darts.sources.cdse_download import stage_scene
+from darts.sources.decode import decode_band, decode_jp2, scene_grid
+from darts.store.encoding import DEFAULT_ENCODING
+from darts.store.scenes import SceneStore
+
+# The main tile of both worlds (see darts.sandbox.world.spec).
+MAIN_TILE = "T08WNB"
+
+
+@dataclass
+class Timing:
+    label: str
+    seconds: list[float] = field(default_factory=list)
+
+    def add(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+    @property
+    def min(self) -> float:
+        return min(self.seconds)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def __str__(self) -> str:
+        return f"{self.label:<34} min {self.min:7.2f} s   median {self.median:7.2f} s"
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def settle() -> None:
+    # Free the previous run's buffers before timing the next one.
+    gc.collect()
+    time.sleep(0.2)
+
+
+def world_layout(name: str) -> WorldLayout:
+    from darts.sandbox.testing import sandbox_cache_root  # the tests' world cache
+
+    root = sandbox_cache_root()
+    print(f"world {name!r} under {root} (built on first use; 'full' takes minutes)")
+    return build_world(root, name, seed=0, progress=lambda m: print("  build:", m))
+
+
+def pick_item(layout: WorldLayout, scene: str | None) -> dict[str, Any]:
+    folder = layout.cdse_items / "sentinel-2-l2a"
+    if scene:
+        return json.loads((folder / f"{scene}.json").read_text())
+    # The clearest scene of the main tile: the most valid pixels to decode and write.
+    candidates = [json.loads(p.read_text()) for p in sorted(folder.glob(f"*_{MAIN_TILE}_*.json"))]
+    return min(candidates, key=lambda item: item["properties"]["eo:cloud_cover"])
+
+
+def s3_client(sandbox: Sandbox) -> S3Client:
+    settings = S3Settings(
+        endpoint_url=sandbox.endpoints.cdse_s3_endpoint,
+        access_key_id=sandbox.credentials.access_key_id,
+        secret_access_key=sandbox.credentials.secret_access_key,
+    )
+    return S3Client(settings, NetworkSettings(max_retries=0))
+
+
+def fetch_all(s3: S3Client, item: dict[str, Any], keys: list[str]) -> dict[str, bytes]:
+    assets = item["assets"]
+    return {
+        key: s3.get_object_bytes(
+            assets[key]["href"],
+            purpose="benchmark",
+            expected_size=assets[key].get("file:size"),
+            checksum=assets[key].get("file:checksum"),
+        )
+        for key in keys
+    }
+
+
+def write_plain(arrays: dict[str, np.ndarray], nodata: dict[str, int], folder: Path) -> None:
+    for key, values in arrays.items():
+        array = zarr.create_array(
+            store=LocalStore(folder / key),
+            shape=values.shape,
+            chunks=DEFAULT_ENCODING.chunks_for(values.shape),
+            dtype=values.dtype,
+            fill_value=nodata[key],
+            compressors=[DEFAULT_ENCODING.codec(values.dtype)],
+            config={"write_empty_chunks": False},
+        )
+        array[...] = values
+
+
+def bench(
+    layout: WorldLayout, item: dict[str, Any], keys: list[str], runs: int, latency_ms: float
+) -> dict[str, Timing]:
+    faults = {"s3": FaultConfig(latency_ms=latency_ms)} if latency_ms else None
+    timings = {
+        name: Timing(label)
+        for name, label in (
+            ("stage", "stage_scene (pipelined)"),
+            ("floor", "floor = fetch + decode + write"),
+            ("fetch", "  floor: fetch whole, verified"),
+            ("decode", "  floor: decode, all cores"),
+            ("write", "  floor: compress + write zarr"),
+            ("store", "  info: SceneStore.write_bands"),
+        )
+    }
+    grid = scene_grid(item)
+    work = Path(tempfile.mkdtemp(prefix="bench-stage-"))
+    try:
+        with Sandbox(layout, faults=faults) as sandbox, s3_client(sandbox) as s3:
+            fetch_all(s3, item, keys)  # warm the page cache and the connection pool
+            # The 10 m results the floor writes (and the store gets), made once, untimed.
+            encoded = fetch_all(s3, item, keys)
+            results = {k: decode_band(encoded[k], k, item["assets"][k], grid) for k in keys}
+            nodata = {k: int(item["assets"][k].get("nodata", 0)) for k in keys}
+            del encoded
+            for run in range(runs):
+                settle()
+                store = SceneStore(work / f"stage-{run}")
+                seconds, result = timed(lambda store=store: stage_scene(item, keys, store, s3))
+                if result.status != "downloaded":
+                    raise SystemExit(f"staging failed: {result}")
+                timings["stage"].add(seconds)
+                shutil.rmtree(store.root)
+
+                settle()
+                t_fetch, data = timed(lambda: fetch_all(s3, item, keys))
+                t_decode, _ = timed(lambda data=data: [decode_jp2(data[k])[0] for k in keys])
+                del data
+                plain = work / f"plain-{run}"
+                t_write, _ = timed(
+                    lambda plain=plain: write_plain(
+                        {k: results[k].values for k in keys}, nodata, plain
+                    )
+                )
+                shutil.rmtree(plain)
+                for name, value in (("fetch", t_fetch), ("decode", t_decode), ("write", t_write)):
+                    timings[name].add(value)
+                timings["floor"].add(t_fetch + t_decode + t_write)
+
+                settle()
+                store = SceneStore(work / f"store-{run}")
+                t_store, _ = timed(
+                    lambda store=store: [
+                        store.write_bands(item["id"], item, {k: results[k]}) for k in keys
+                    ]
+                )
+                timings["store"].add(t_store)
+                shutil.rmtree(store.root)
+                print(
+                    f"  run {run + 1}/{runs}: stage {seconds:.2f} s, floor "
+                    f"{t_fetch + t_decode + t_write:.2f} s",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return timings
+
+
+def report(title: str, timings: dict[str, Timing]) -> None:
+    stage, floor = timings["stage"], timings["floor"]
+    print(f"\n== {title}")
+    for timing in timings.values():
+        print(timing)
+    print(
+        f"ratio stage / floor: {stage.median / floor.median:.3f} (medians), "
+        f"{stage.min / floor.min:.3f} (minima); target <= 1.15"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", choices=("small", "full"), default="small")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--bands", nargs="*", default=None, help="default: B02 B03 B04 B08 (+SCL)")
+    parser.add_argument("--scene", default=None, help="item id (default: clearest main scene)")
+    args = parser.parse_args(argv)
+
+    layout = world_layout(args.world)
+    item = pick_item(layout, args.scene)
+    keys = resolve_bands(args.bands, item)
+    size = sum(int(item["assets"][k]["file:size"]) for k in keys)
+    rows, cols = scene_grid(item).shape
+    print(f"scene {item['id']}: {rows}×{cols} px, bands {' '.join(keys)}, {size / 1e6:.1f} MB")
+    for latency in dict.fromkeys((0.0, args.latency_ms)):
+        title = "no added latency" if not latency else f"+{latency:g} ms per S3 request"
+        print(f"\n{title}: {args.runs} runs", flush=True)
+        report(title, bench(layout, item, keys, args.runs, latency))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
