@@ -131,7 +131,7 @@ class Child:
 
     def kill(self) -> None:
         os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        self.process.communicate()  # reaps it and closes its pipes
 
     def result(self, timeout: float = 60) -> Any:
         out, err = self.process.communicate(timeout=timeout)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from darts.cli.parser import Command, CommandContext
 from darts.sandbox.options import SandboxOptions
+from darts.settings.pipeline import Connectivity, Filters, Selection, Staging
 from darts.settings.resolve import CommandSpec
 from darts.settings.sections import DefaultDirs, Endpoints, Network, Storage
 
@@ -28,6 +29,8 @@ def _lazy(module: str, function: str) -> Callable[[CommandContext], int]:
 
 GROUP_HELP: dict[tuple[str, ...], str] = {
     ("inference",): "stage data and run thaw-slump inference",
+    ("inference", "prep-data"): "stage data ahead of (offline) runs",
+    ("inference", "readiness"): "check that staged data covers a run",
     ("sandbox",): "local stand-ins for the remote services, over a synthetic Arctic world",
 }
 
@@ -36,6 +39,22 @@ ALL_COMMANDS: list[Command] = [
         CommandSpec(("debug-paths",), (DefaultDirs, Storage, Endpoints, Network)),
         help="print every resolved path and setting, and where each value came from",
         handler=_lazy("darts.cli.debug_paths", "run"),
+    ),
+    Command(
+        CommandSpec(
+            ("inference", "prep-data", "sentinel2"),
+            (Selection, Filters, Staging, Storage, Connectivity, DefaultDirs, Endpoints, Network),
+        ),
+        help="stage Sentinel-2 scenes (and later auxiliary data) for offline runs",
+        handler=_lazy("darts.cli.inference", "prep_data_sentinel2"),
+    ),
+    Command(
+        CommandSpec(
+            ("inference", "readiness", "sentinel2"),
+            (Selection, Staging, Storage, Connectivity, DefaultDirs, Endpoints, Network),
+        ),
+        help="check, without network, that everything an offline run needs is staged",
+        handler=_lazy("darts.cli.inference", "readiness_sentinel2"),
     ),
     Command(
         CommandSpec(("sandbox", "build"), (DefaultDirs, SandboxOptions)),

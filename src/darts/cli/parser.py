@@ -135,6 +135,8 @@ def build_parser(commands: Sequence[Command], group_help: dict[tuple[str, ...], 
     for command in commands:
         sub = parser_for(command.spec.path, command.help)
         sub.description = command.description or command.help
+        # argparse's generated usage would list every option twice over; --help does.
+        sub.usage = f"darts {' '.join(command.spec.path)} [options]"
         sub.set_defaults(_command=command)
         by_section: dict[str, argparse._ArgumentGroup] = {}
         for spec in command.spec.options():

@@ -77,7 +77,11 @@ def resolve_credentials(settings: S3Settings) -> AwsCredentials:
 
     session = botocore.session.Session(profile=settings.profile)
     # botocore honours AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE / AWS_PROFILE here.
-    creds_file = str(Path(session.get_config_variable("credentials_file")).expanduser())
+    creds_file = str(
+        Path(
+            settings.credentials_file or session.get_config_variable("credentials_file")
+        ).expanduser()
+    )
     config_file = str(Path(session.get_config_variable("config_file")).expanduser())
 
     if settings.profile is not None:
@@ -106,13 +110,11 @@ def resolve_credentials(settings: S3Settings) -> AwsCredentials:
 
 def boto3_session(creds: AwsCredentials, region: str) -> boto3.session.Session:
     """A boto3 session that uses exactly `creds` and never looks for others."""
-    # botocore still reads the shared config file for the session's profile. If that
-    # profile came from AWS_PROFILE and does not exist, botocore raises ProfileNotFound
-    # although the keys are already resolved; so the profile is never taken from the
-    # environment here, only from where the keys came from (if a profile).
-    core = botocore.session.Session(
-        session_vars={"profile": (None, None, None, None)}, profile=creds.profile
-    )
+    # botocore reads the shared config file for the session's profile and raises
+    # ProfileNotFound when the profile lives elsewhere (AWS_PROFILE naming a missing
+    # profile, or a profile from --aws-credentials-file), although the keys are already
+    # resolved. The keys and region are explicit, so the session needs no profile.
+    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     return boto3.session.Session(
         botocore_session=core,
         aws_access_key_id=creds.access_key_id,

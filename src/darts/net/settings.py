@@ -87,6 +87,9 @@ class S3Settings:
     profile: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    # The shared credentials file holding `profile`; None: botocore's own lookup
+    # (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials).
+    credentials_file: str | None = None
 
     def resolve_credentials(self) -> AwsCredentials:
         """Explicit keys, else a named profile, else AWS env vars, else the default profile.
@@ -100,7 +103,8 @@ class S3Settings:
     def __repr__(self) -> str:
         return (
             f"S3Settings(endpoint_url={self.endpoint_url!r}, region={self.region!r}, "
-            f"profile={self.profile!r}, access_key_id={_mask(self.access_key_id)}, "
+            f"profile={self.profile!r}, credentials_file={self.credentials_file!r}, "
+            f"access_key_id={_mask(self.access_key_id)}, "
             f"secret_access_key={_mask(self.secret_access_key)})"
         )
 

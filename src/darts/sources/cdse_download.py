@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import xarray as xr
 
 from darts.errors import ConfigError, DartsError
+from darts.net.checksum import UnsupportedChecksum
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
 from darts.net.guard import get_gate
 from darts.sources.cdse_bands import MissingAssetError, resolve_bands
@@ -68,6 +69,7 @@ FETCH_WORKERS = 2
 # Failures that belong to one scene: reported in the result, the batch goes on.
 _SCENE_ERRORS: tuple[type[BaseException], ...] = (
     NetworkError,
+    UnsupportedChecksum,
     DecodeError,
     MissingAssetError,
     StoreError,
@@ -410,18 +412,11 @@ def _run_pipeline(
             while pending:
                 job, decoding = pending.popleft()
                 try:
-                    decoding.result()
+                    _consume_next(job, decoding, consume, decoded)
                 except _RUN_ERRORS:
                     raise
                 except _SCENE_ERRORS as error:
                     raise _BandFailed(job.key, error) from error
-                array, job.array = job.array, None
-                assert array is not None
-                try:
-                    consume(job, array)
-                finally:
-                    del array
-                    decoded.release()
         finally:
             # Wake every thread still waiting for a slot, so the pools can shut down.
             encoded.close()
@@ -430,6 +425,22 @@ def _run_pipeline(
                 future.cancel()
             for job, _ in pending:
                 job.data = job.array = None
+
+
+def _consume_next(
+    job: _BandJob,
+    decoding: Future[None],
+    consume: Callable[[_BandJob, xr.DataArray], None],
+    decoded: _Slots,
+) -> None:
+    decoding.result()  # waits; re-raises the download's or the decode's error
+    array, job.array = job.array, None
+    assert array is not None
+    try:
+        consume(job, array)
+    finally:
+        del array
+        decoded.release()
 
 
 class _BandFailed(Exception):

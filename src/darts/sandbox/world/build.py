@@ -36,16 +36,16 @@ from darts.sandbox.world.jobs import (
 from darts.sandbox.world.objects import FileWriter
 from darts.sandbox.world.optical import render_key
 from darts.sandbox.world.regions import dem_2m_box, dem_box, make_field, tcvis_box
-from darts.sandbox.world.spec import WorldSpec, world_spec
+from darts.sandbox.world.spec import Acquisition, WorldSpec, world_spec
 
 Progress = Callable[[str], None]
 
 
 def _jobs(spec: WorldSpec) -> list[Job]:
-    groups: dict[str, list] = {}
+    groups: dict[str, list[Acquisition]] = {}
     for acq in spec.acquisitions:
         groups.setdefault(render_key(acq), []).append(acq)
-    scene_jobs: list[Job] = [SceneJob(tuple(g)) for g in groups.values()]
+    scene_jobs = [SceneJob(tuple(g)) for g in groups.values()]
     area = dem_box(spec)
     dem_jobs: list[Job] = [DemJob(t, area) for res in (10, 32) for t in dem.tiles_for(area, res)]
     area_2m = dem_2m_box(spec)
@@ -55,8 +55,8 @@ def _jobs(spec: WorldSpec) -> list[Job]:
     tcvis_jobs: list[Job] = [TcvisJob(tcvis_box(spec), tag)]
     mosaic_jobs: list[Job] = [MosaicJob(m) for m in spec.mosaics]
     # Biggest first, so the pool does not end on one long job.
-    big_scenes = [j for j in scene_jobs if len(j.group) == 1]
-    shared_scenes = [j for j in scene_jobs if len(j.group) > 1]
+    big_scenes: list[Job] = [j for j in scene_jobs if len(j.group) == 1]
+    shared_scenes: list[Job] = [j for j in scene_jobs if len(j.group) > 1]
     return big_scenes + dem_jobs + tcvis_jobs + shared_scenes + mosaic_jobs
 
 
@@ -73,7 +73,7 @@ def _run(
         return results
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=init_worker, initargs=(world, root)
+        workers, mp_context=context, initializer=init_worker, initargs=(world, root, True)
     ) as pool:
         futures = [pool.submit(run_job, job) for job in jobs]
         results = []

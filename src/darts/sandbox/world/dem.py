@@ -54,6 +54,13 @@ TITLES = {
     "mad": "Median absolute deviation of contributing strips (m)",
     "hillshade": "Hillshade",
 }
+ROLES = {
+    "dem": ["data"],
+    "datamask": ["metadata", "data-mask"],
+    "count": ["metadata"],
+    "mad": ["metadata"],
+    "hillshade": ["visual"],
+}
 _BLOCK_PIXELS = 8_000_000
 
 
@@ -156,7 +163,7 @@ def _item(tile: DemTile, files: dict[str, Written], data_fraction: float) -> dic
             "href": PGC_DATA_PLACEHOLDER + tile.path(name),
             "type": "image/tiff; application=geotiff; profile=cloud-optimized",
             "title": TITLES[name],
-            "roles": ["data"] if name in ("dem",) else ["metadata"],
+            "roles": ROLES[name],
             "nodata": NODATA[name],
             "data_type": DTYPES[name],
             "file:size": written.size,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from affine import Affine
@@ -107,26 +108,38 @@ def jpeg_bytes(rgb: np.ndarray) -> bytes:
         return _encode(rgb, "JPEG", {"QUALITY": "85"})
 
 
-def _overview(data: np.ndarray, row: int, col: int, factor: int, nodata: float):
-    """Average ``data`` (placed at row/col of the full grid) onto a ``factor`` overview."""
-    valid = data != nodata
-    values = np.where(valid, data, 0).astype(np.float64)
-    r0, c0 = row // factor, col // factor
-    pad_top, pad_left = row - r0 * factor, col - c0 * factor
-    h = -(-(pad_top + data.shape[0]) // factor) * factor
-    w = -(-(pad_left + data.shape[1]) // factor) * factor
-    total = np.zeros((h, w))
-    count = np.zeros((h, w))
-    total[pad_top : pad_top + data.shape[0], pad_left : pad_left + data.shape[1]] = values
-    count[pad_top : pad_top + data.shape[0], pad_left : pad_left + data.shape[1]] = valid
-    shape = (h // factor, factor, w // factor, factor)
-    sums = total.reshape(shape).sum(axis=(1, 3))
-    counts = count.reshape(shape).sum(axis=(1, 3))
-    out = np.full(sums.shape, nodata, dtype=np.float64)
-    np.divide(sums, counts, out=out, where=counts > 0)
-    if data.dtype.kind in "iu":
-        out = np.where(counts > 0, np.rint(out), nodata)
-    return out.astype(data.dtype), r0, c0
+@dataclass
+class _Level:
+    """Sums and counts of valid pixels of one pyramid level, placed at (row, col)."""
+
+    sums: np.ndarray
+    counts: np.ndarray
+    row: int
+    col: int
+
+    def halve(self) -> _Level:
+        """The next level: 2×2 sums, aligned on the full grid's even rows/columns."""
+        top, left = self.row % 2, self.col % 2
+        h = -(-(top + self.sums.shape[0]) // 2) * 2
+        w = -(-(left + self.sums.shape[1]) // 2) * 2
+        sums = np.zeros((h, w))
+        counts = np.zeros((h, w), dtype=np.int32)
+        sums[top : top + self.sums.shape[0], left : left + self.sums.shape[1]] = self.sums
+        counts[top : top + self.sums.shape[0], left : left + self.sums.shape[1]] = self.counts
+        shape = (h // 2, 2, w // 2, 2)
+        return _Level(
+            sums.reshape(shape).sum(axis=(1, 3)),
+            counts.reshape(shape).sum(axis=(1, 3)),
+            self.row // 2,
+            self.col // 2,
+        )
+
+    def mean(self, dtype: np.dtype, nodata: float) -> np.ndarray:
+        out = np.full(self.sums.shape, nodata, dtype=np.float64)
+        np.divide(self.sums, self.counts, out=out, where=self.counts > 0)
+        if np.dtype(dtype).kind in "iu":
+            out = np.where(self.counts > 0, np.rint(out), nodata)
+        return out.astype(dtype)
 
 
 def _vrt(
@@ -186,8 +199,11 @@ def sparse_cog_bytes(
         overviews: list[str] = []
         h, w = full_shape
         factor = 2
+        valid = data != nodata
+        level = _Level(np.where(valid, data, 0).astype(np.float64), valid, row, col)
         while max(-(-h // factor), -(-w // factor)) >= 256:
-            ov, r0, c0 = _overview(data, row, col, factor, nodata)
+            level = level.halve()
+            ov, r0, c0 = level.mean(data.dtype, nodata), level.row, level.col
             ov_transform = transform @ Affine.scale(factor)
             source = _tif_in_memory(ov, epsg, ov_transform @ Affine.translation(c0, r0), nodata)
             keep.append(source)

@@ -8,6 +8,7 @@ window sees the same ground); large windows are sampled block by block instead.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +72,26 @@ class _Context:
 _CONTEXT: _Context | None = None
 
 
-def init_worker(world: WorldField, root: Path) -> None:
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed heap memory instead of returning it to the kernel.
+
+    The fields allocate and free many arrays of tens of MB; by default each comes from
+    a fresh mmap whose pages fault in again (~2 s/GB here), which costs ~17 % of a
+    scene. Only done in the pool's own worker processes, never in the caller's.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, 1 << 31)
+
+
+def init_worker(world: WorldField, root: Path, pool_worker: bool = False) -> None:
     global _CONTEXT
+    if pool_worker:
+        _keep_freed_memory()
     _CONTEXT = _Context(world, root)
 
 

@@ -46,14 +46,18 @@ def value_noise(x: np.ndarray, y: np.ndarray, scale: float, seed: int) -> np.nda
     shift_u = (seed >> 12) % 1000 / 1000.0
     shift_v = (seed >> 24) % 1000 / 1000.0
     cos_a, sin_a = math.cos(angle), math.sin(angle)
-    u = (x * cos_a - y * sin_a) / scale + shift_u
-    v = (x * sin_a + y * cos_a) / scale + shift_v
+    # Few, reused temporaries: allocation, not arithmetic, dominates at these sizes.
+    u = x * (cos_a / scale)
+    u -= y * (sin_a / scale)
+    u += shift_u
+    v = x * (sin_a / scale)
+    v += y * (cos_a / scale)
+    v += shift_v
     iu = np.floor(u)
     iv = np.floor(v)
-    fu = (u - iu).astype(np.float32)
-    fv = (v - iv).astype(np.float32)
-    iu = iu.astype(np.int64)
-    iv = iv.astype(np.int64)
+    fu = np.subtract(u, iu, out=u).astype(np.float32)
+    fv = np.subtract(v, iv, out=v).astype(np.float32)
+    del u, v
     u0, v0 = int(iu.min()), int(iv.min())
     nu = int(iu.max()) - u0 + 2
     nv = int(iv.max()) - v0 + 2
@@ -63,11 +67,17 @@ def value_noise(x: np.ndarray, y: np.ndarray, scale: float, seed: int) -> np.nda
         indexing="ij",
     )
     lattice = _hash_unit(lattice_u, lattice_v, seed).ravel()
-    index = (iv - v0) * nu + (iu - u0)
+    iv -= v0
+    iv *= nu
+    iu -= u0
+    iv += iu
+    index = iv.astype(np.intp)
+    del iu, iv
     a = lattice[index]
     b = lattice[index + 1]
-    c = lattice[index + nu]
-    d = lattice[index + nu + 1]
+    index += nu
+    c = lattice[index]
+    d = lattice[index + 1]
     su = fu * fu * fu * (fu * (fu * 6.0 - 15.0) + 10.0)
     sv = fv * fv * fv * (fv * (fv * 6.0 - 15.0) + 10.0)
     top = a + (b - a) * su

@@ -118,13 +118,25 @@ def surface_reflectance(
     shade: np.ndarray,
     snow: np.ndarray,
 ) -> np.ndarray:
-    """Clear-sky surface reflectance (12 bands) from land-cover fractions."""
+    """Clear-sky surface reflectance (12 bands) from land-cover fractions.
+
+    Written with in-place operations on one scratch array: the 12-band temporaries
+    are ~70 MB each for a 1200² window, and allocating them dominated the cost.
+    """
     green_mix = np.clip(0.5 + 0.5 * greenness, 0.0, 1.0) * np.float32(season_vigor)
-    veg = spectra.TUNDRA_SPARSE + (spectra.TUNDRA_GREEN - spectra.TUNDRA_SPARSE) * green_mix
     vegetated = np.clip(1.0 - water - bare, 0.0, 1.0)
-    surface = water * spectra.WATER + bare * spectra.SLUMP_MUD + vegetated * veg
-    surface = surface * (water + (1.0 - water) * shade)
-    surface += (spectra.SNOW - surface) * snow
+    surface = np.multiply(spectra.TUNDRA_GREEN - spectra.TUNDRA_SPARSE, green_mix)
+    surface += spectra.TUNDRA_SPARSE
+    surface *= vegetated
+    scratch = np.multiply(spectra.WATER, water)
+    surface += scratch
+    np.multiply(spectra.SLUMP_MUD, bare, out=scratch)
+    surface += scratch
+    surface *= water + (1.0 - water) * shade
+    if snow.any():
+        np.subtract(spectra.SNOW, surface, out=scratch)
+        scratch *= snow
+        surface += scratch
     return surface
 
 
@@ -208,12 +220,19 @@ def render(
         sky_state = sky(x, y, ground.height, acq.weather, world, azimuth, elevation)
 
         surface = surface_reflectance(water, bare, ground.greenness, season, shade, sky_state.snow)
-        surface *= 1.0 - 0.7 * sky_state.shadow
         cloud = sky_state.cloud
-        refl = surface * (1.0 - cloud) + cloud * spectra.CLOUD * sky_state.texture
-        refl += sky_state.cirrus * spectra.CIRRUS
-        noise = rng(world.seed, "sensor", key, block).standard_normal(refl.shape, dtype=np.float32)
-        refl += np.float32(_NOISE) * noise
+        # In place, one 12-band scratch array (see surface_reflectance).
+        refl = surface
+        refl *= (1.0 - 0.7 * sky_state.shadow) * (1.0 - cloud)
+        scratch = np.multiply(spectra.CLOUD, cloud * sky_state.texture)
+        refl += scratch
+        if sky_state.cirrus.any():
+            np.multiply(spectra.CIRRUS, sky_state.cirrus, out=scratch)
+            refl += scratch
+        rng(world.seed, "sensor", key, block).standard_normal(dtype=np.float32, out=scratch)
+        scratch *= np.float32(_NOISE)
+        refl += scratch
+        del scratch
 
         fractions = np.stack(
             [cloud, sky_state.cirrus, sky_state.shadow, sky_state.snow, water, bare]

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import shapely
 from shapely import segmentize
 from shapely.geometry import Polygon, box
-from shapely.ops import transform as shapely_transform
 from shapely.ops import unary_union
 
 from darts.grid import arcticdem as dem_grid
@@ -35,7 +35,7 @@ def reproject(geom: Polygon, src_epsg: int, dst_epsg: int, step: float) -> Polyg
     """Reproject a polygon after densifying its edges every ``step`` source units."""
     dense = segmentize(geom, step)
     tr = transformer(src_epsg, dst_epsg)
-    return shapely_transform(lambda x, y, z=None: tr.transform(x, y), dense)
+    return shapely.transform(dense, lambda x, y: tr.transform(x, y), interleaved=False)
 
 
 def window_polygon(window: TileWindow, res: int = 10) -> Polygon:

@@ -58,9 +58,9 @@ def percentages(scl: np.ndarray) -> dict[int, float]:
     counts = np.bincount(scl.ravel(), minlength=12)
     total = int(counts.sum())
     valid = total - int(counts[0])
-    result = {0: round(100.0 * counts[0] / total, 6) if total else 0.0}
+    result = {0: round(100.0 * int(counts[0]) / total, 6) if total else 0.0}
     for value in range(1, 12):
-        result[value] = round(100.0 * counts[value] / valid, 6) if valid else 0.0
+        result[value] = round(100.0 * int(counts[value]) / valid, 6) if valid else 0.0
     return result
 
 

@@ -4,8 +4,8 @@ A slump is described in its own frame: ``u`` points downslope, ``v`` across. Its
 is a wobbly ellipse (radius ``radius`` across the slope, ``radius * elongation``
 along it, plus low harmonics), the polar angle ``theta`` is 0 at the headwall (upslope)
 and pi at the outlet. Inside, the ground is lowered by up to ``depth`` metres at the
-headwall, fading along the slope to a shallow floor at the outlet; the drop happens over the outer 18 %
-of the radius, which makes a steep scarp on the upslope and lateral sides and an open
+headwall, fading along the slope to a shallow floor at the outlet; the drop happens over
+the outer 18 % of the radius, which makes a steep scarp on the upslope and lateral sides and an open
 mouth downslope. The scar is bare mud (SCL "not vegetated"); the ground-truth polygon is
 the rim (normalised radius 1).
 

@@ -15,6 +15,23 @@ The main window sits where EPSG:3413's 100 km lines cross, so its footprint (plu
 
 Windows are given in 10 m pixels from the tile's upper-left corner; offsets and sizes
 are multiples of 6 so the 10, 20 and 60 m grids align exactly.
+
+``small`` (tests, builds in well under a minute on 2 cores):
+- ``08WNB``: 1200² px window, 10 scenes over the summers 2018–2025: clear, partly
+  cloudy, overcast, cirrus, one snowy (early June), one cut by the swath edge;
+- ``08WPB``: 600² px window, 4 scenes sharing datatakes (time, orbit, clouds) with the
+  main tile;
+- ``09WUS``: 240² px window, near-daily June–September 2022–2024 (260 scenes, mostly
+  cloudy) so catalogue searches page past 200 results. Its scenes reuse 12 weather
+  states under one mid-summer ground (``ground_date``), so equal states give equal
+  pixels and are encoded once;
+- quarterly mosaics 2023 Q3, 2024 Q2, 2024 Q3 for each tile; 14 slumps in the main
+  window (plus one in the zone-9 window, which lies inside it), 3 more in the eastern
+  window and a sprinkle around the scenes.
+
+``full`` (benchmarks, built once and cached): the whole ``08WNB`` tile (10980² px at
+10 m) with 2 scenes, one mosaic, ArcticDEM 10 m and 32 m over the tile plus 3 km, 2 m
+over a 10×10 km square near the tile centre, TCVIS over the tile, ~400 slumps.
 """
 
 from __future__ import annotations

@@ -1,0 +1,244 @@
+"""``darts inference prep-data sentinel2`` and ``darts inference readiness sentinel2``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from darts.cli.parser import CommandContext
+from darts.errors import ConfigError
+from darts.settings.pipeline import Filters, Selection, Staging
+from darts.settings.sections import Storage
+from darts.settings.resolve import Resolved
+
+
+def _selection(settings: Resolved):
+    from darts.sources.query import SceneSelection
+
+    chosen = settings.get(Selection)
+    return SceneSelection(
+        scene_ids=tuple(chosen.scene_ids),
+        scene_id_file=chosen.scene_id_file,
+        tile_ids=tuple(chosen.tile_ids),
+        aoi_file=chosen.aoi_file,
+    )
+
+
+def _filters(settings: Resolved):
+    from darts.sources.query import SceneFilters
+
+    f = settings.get(Filters)
+    return SceneFilters.from_strings(
+        start_date=f.start_date,
+        end_date=f.end_date,
+        max_cloud_cover=f.max_cloud_cover,
+        max_snow_cover=f.max_snow_cover,
+        months=tuple(f.months),
+        years=tuple(f.years),
+        quarters=tuple(f.quarters),
+    )
+
+
+def prep_data_sentinel2(ctx: CommandContext) -> int:
+    from darts.pipelines.prep_data import (
+        PrepDataRequest,
+        run_prep_data,
+        run_started_stamp,
+        write_report,
+    )
+    from darts.pipelines.runtime import runtime_from
+
+    settings: Resolved = ctx.settings  # type: ignore[assignment]
+    staging = settings.get(Staging)
+    if not staging.optical and not staging.aux:
+        raise ConfigError(
+            "say what to stage: --optical (Sentinel-2 scenes), --aux (ArcticDEM and TCVIS), or both"
+        )
+    if staging.aux:
+        raise ConfigError(
+            "--aux is not available yet: auxiliary-data staging (ArcticDEM, TCVIS) is "
+            "still being built; run with --optical only for now"
+        )
+    source = settings.get(Storage).raw_data_source
+    if source != "cdse":
+        raise ConfigError(
+            f"--raw-data-source {source} is not available yet; use cdse (the default)"
+        )
+    runtime = runtime_from(settings)
+    request = PrepDataRequest(
+        selection=_selection(settings),
+        filters=_filters(settings),
+        bands=staging.bands,
+        optical=staging.optical,
+        dry_run=staging.dry_run,
+        scene_id_file_out=staging.prep_data_scene_id_file,
+    )
+    bars = _ProgressBars(enabled=not staging.dry_run)
+    try:
+        report = run_prep_data(request, runtime, on_event=bars.on_event)
+    finally:
+        bars.close()
+
+    if report.scene_id_file:
+        print(f"scene ids ({len(report.scene_ids)}) written to {report.scene_id_file}")
+    if report.dry_run:
+        _print_plan(report)
+    else:
+        _print_outcomes(report)
+    report_path = staging.report_file or (
+        runtime.paths.log_dir / f"prep-data-{run_started_stamp()}.json"
+    )
+    if not report.dry_run or staging.report_file:
+        written = write_report(report, report_path)
+        print(f"report: {written}")
+    if report.failed:
+        print(f"{len(report.failed)} scene(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_plan(report) -> None:
+    rows = [("scene", "cached", "to download", "download", "store (est.)")]
+    total_download = total_store = 0
+    for plan in report.plans:
+        rows.append(
+            (
+                plan.scene_id,
+                ",".join(plan.cached_bands) or "-",
+                ",".join(plan.missing_bands) or "-",
+                _size(plan.download_bytes),
+                _size(plan.store_bytes_estimate),
+            )
+        )
+        total_download += plan.download_bytes
+        total_store += plan.store_bytes_estimate
+    _table(rows)
+    todo = sum(1 for p in report.plans if p.missing_bands)
+    print(
+        f"dry run: {len(report.plans)} scene(s), {len(report.plans) - todo} complete in the "
+        f"store, {todo} to stage; {_size(total_download)} to download, about "
+        f"{_size(total_store)} more in the store"
+    )
+
+
+def _print_outcomes(report) -> None:
+    rows = [("scene", "status", "bands", "bytes", "time")]
+    for outcome in report.outcomes:
+        rows.append(
+            (
+                outcome.scene_id,
+                outcome.status,
+                ",".join(outcome.bands) or "-",
+                _size(outcome.bytes_downloaded),
+                f"{outcome.seconds:.1f} s",
+            )
+        )
+    _table(rows)
+    for outcome in report.outcomes:
+        if outcome.error:
+            print(f"  {outcome.scene_id}: {outcome.error}")
+    counts: dict[str, int] = {}
+    for outcome in report.outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    print("summary: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+class _ProgressBars:
+    """Scenes and bytes as two tqdm bars on stderr (silent when not a terminal)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.scenes = None
+        self.bytes = None
+        self._last: dict[str, int] = {}
+
+    def on_event(self, kind: str, data: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if kind == "start":
+            self.scenes = tqdm(total=data["scenes"], unit="scene", desc="scenes", position=0)
+            self.bytes = tqdm(
+                total=data["bytes"], unit="B", unit_scale=True, desc="download", position=1
+            )
+        elif kind == "progress" and self.bytes is not None and data["event"] == "fetched":
+            scene = data["scene_id"]
+            done = int(data["bytes_done"])
+            self.bytes.update(done - self._last.get(scene, 0))
+            self._last[scene] = done
+        elif kind == "scene_done" and self.scenes is not None:
+            self.scenes.update(1)
+
+    def close(self) -> None:
+        for bar in (self.bytes, self.scenes):
+            if bar is not None:
+                bar.close()
+
+
+def readiness_sentinel2(ctx: CommandContext) -> int:
+    """Check, with the network switched off, that a run's scenes are staged."""
+    import json
+
+    from darts.pipelines.runtime import runtime_from
+    from darts.sources.cdse import discover_offline
+    from darts.sources.cdse_bands import normalize_bands
+    from darts.store.readiness import optical_readiness
+    from darts.store.scenes import SceneStore
+
+    settings: Resolved = ctx.settings  # type: ignore[assignment]
+    runtime = runtime_from(settings)
+    from darts.net.guard import get_gate
+
+    get_gate().set_offline(True)  # this check never needs the network, whatever is set
+    if runtime.paths.raw_data_store is None:
+        raise ConfigError(
+            "--no-raw-data-store keeps no scenes, so nothing can be staged for an offline "
+            "run: drop --no-raw-data-store"
+        )
+    scene_ids = _offline_scene_ids(settings, discover_offline)
+    bands = normalize_bands(settings.get(Staging).bands)
+    readiness = optical_readiness(SceneStore(runtime.paths.raw_data_store), scene_ids, bands)
+    print(f"raw-data store: {runtime.paths.raw_data_store}")
+    print(f"bands: {', '.join(bands)}")
+    print(readiness.summary())
+    report_file = settings.get(Staging).report_file
+    if report_file:
+        report_file.write_text(json.dumps(readiness.to_json(), indent=2) + "\n")
+    if not readiness.ok:
+        print(
+            "not ready: stage the missing items with `darts inference prep-data "
+            "sentinel2 ... --optical` on a machine with internet",
+            file=sys.stderr,
+        )
+        return 1
+    print("ready for an offline run")
+    return 0
+
+
+def _offline_scene_ids(settings: Resolved, discover_offline) -> list[str]:
+    """Scene ids without any search: given ids, an id file, or — for a tile/AOI
+    selection — the id file prep-data wrote (``--prep-data-scene-id-file``)."""
+    from darts.sources.query import SceneSelection
+
+    selection = _selection(settings)
+    saved = settings.get(Staging).prep_data_scene_id_file
+    if selection.needs_search and saved is not None:
+        selection = SceneSelection(scene_id_file=saved)
+    return discover_offline(selection)

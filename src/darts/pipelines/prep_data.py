@@ -1,0 +1,226 @@
+"""``prep-data``: stage everything a later (offline) run needs.
+
+discover → (write the scene-id file) → plan → stage each scene → report.
+
+Each scene is staged on its own: one failure is recorded and the others go on, the
+report says which scenes are ready, and the caller turns any failure into a non-zero
+exit (pitfall 9: the reference only logged failures). A re-run skips what is complete,
+because staging asks the store which bands are missing first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from darts.errors import ConfigError, DartsError
+from darts.net.http import HttpClient
+from darts.net.s3 import S3Client
+from darts.pipelines.runtime import Runtime
+from darts.sources.cdse import describe_query, discover_cdse, no_scenes_message
+from darts.sources.cdse_bands import resolve_bands
+from darts.sources.cdse_download import StageProgress, stage_scene
+from darts.sources.query import SceneFilters, SceneSelection
+from darts.sources.scene_ids import write_scene_id_file
+from darts.store.scenes import SceneStore
+
+# Bytes on disk per 10 m pixel of a stored band, measured with the store's encoding
+# on realistic scenes (benchmarks/bench_store_encoding.py): the dry run's estimate.
+STORE_BYTES_PER_PIXEL = {"uint16": 0.7, "uint8": 0.1}
+
+
+@dataclass(frozen=True)
+class PrepDataRequest:
+    selection: SceneSelection
+    filters: SceneFilters
+    bands: Sequence[str]
+    optical: bool
+    dry_run: bool = False
+    scene_id_file_out: Path | None = None
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    scene_id: str
+    bands: list[str]
+    cached_bands: list[str]
+    missing_bands: list[str]
+    download_bytes: int
+    store_bytes_estimate: int
+
+
+@dataclass
+class SceneOutcome:
+    scene_id: str
+    status: str  # cached | downloaded | partial | failed | planned
+    bands: list[str] = field(default_factory=list)
+    bytes_downloaded: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class PrepDataReport:
+    started: str
+    query: str
+    scene_ids: list[str]
+    plans: list[ScenePlan] = field(default_factory=list)
+    outcomes: list[SceneOutcome] = field(default_factory=list)
+    scene_id_file: str | None = None
+    dry_run: bool = False
+    finished: str | None = None
+
+    @property
+    def failed(self) -> list[SceneOutcome]:
+        return [o for o in self.outcomes if o.status in ("failed", "partial")]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failed_count"] = len(self.failed)
+        data["ready"] = [o.scene_id for o in self.outcomes if o.status in ("cached", "downloaded")]
+        return data
+
+
+ProgressSink = Callable[[str, Mapping[str, Any]], None]
+
+
+def run_prep_data(
+    request: PrepDataRequest,
+    runtime: Runtime,
+    *,
+    on_event: ProgressSink | None = None,
+) -> PrepDataReport:
+    """Discover, plan and stage. Raises `DartsError` for problems of the whole run
+    (bad input, offline, credentials); per-scene failures land in the report."""
+    if runtime.offline:
+        raise ConfigError(
+            "prep-data downloads data and cannot run with --offline; to check what is "
+            "staged on an offline machine use `darts inference readiness sentinel2`"
+        )
+    if request.optical and runtime.paths.raw_data_store is None:
+        raise ConfigError(
+            "prep-data --optical stages scenes into the raw-data store, but "
+            "--no-raw-data-store keeps nothing on disk: drop one of the two"
+        )
+    emit = on_event or (lambda kind, data: None)
+    report = PrepDataReport(
+        started=_now(),
+        query=describe_query(request.selection, request.filters),
+        scene_ids=[],
+        dry_run=request.dry_run,
+    )
+    with HttpClient(runtime.net) as http:
+        items = discover_cdse(
+            request.selection,
+            request.filters,
+            stac_url=runtime.endpoints.cdse_stac_url,
+            net=http,
+        )
+    if not items:
+        raise DartsError(no_scenes_message(request.selection, request.filters))
+    report.scene_ids = [item["id"] for item in items]
+    emit("discovered", {"count": len(items)})
+    if request.scene_id_file_out is not None:
+        write_scene_id_file(request.scene_id_file_out, report.scene_ids)
+        report.scene_id_file = str(request.scene_id_file_out)
+
+    store = SceneStore(runtime.paths.raw_data_store) if runtime.paths.raw_data_store else None
+    if store is None or not request.optical:
+        return _finish(report)
+    report.plans = [plan_scene(item, request.bands, store) for item in items]
+    if request.dry_run:
+        report.outcomes = [
+            SceneOutcome(p.scene_id, "cached" if not p.missing_bands else "planned", p.bands)
+            for p in report.plans
+        ]
+        return _finish(report)
+
+    s3 = S3Client(runtime.s3, runtime.net)
+    total_bytes = sum(p.download_bytes for p in report.plans)
+    emit("start", {"scenes": len(items), "bytes": total_bytes})
+    for item, plan in zip(items, report.plans, strict=True):
+        emit("scene", {"scene_id": plan.scene_id, "bytes": plan.download_bytes})
+
+        def progress(step: StageProgress) -> None:
+            emit(
+                "progress",
+                {
+                    "scene_id": step.scene_id,
+                    "event": step.event,
+                    "bytes_done": step.bytes_done,
+                    "band": step.band,
+                },
+            )
+
+        result = stage_scene(item, plan.bands, store, s3, progress=progress)
+        outcome = SceneOutcome(
+            scene_id=result.scene_id,
+            status=result.status,
+            bands=list(result.bands_downloaded),
+            bytes_downloaded=result.bytes_downloaded,
+            seconds=round(result.seconds, 3),
+            error=result.error,
+        )
+        report.outcomes.append(outcome)
+        emit("scene_done", asdict(outcome))
+    return _finish(report)
+
+
+def plan_scene(item: Mapping[str, Any], bands: Sequence[str], store: SceneStore) -> ScenePlan:
+    """What staging this scene would fetch, from the item alone (no network)."""
+    keys = resolve_bands(bands, item)
+    scene_id = str(item["id"])
+    missing = store.missing_bands(scene_id, keys)
+    assets = item.get("assets", {})
+    download = sum(int(assets[k].get("file:size") or 0) for k in missing)
+    pixels = _pixels_10m(item)
+    estimate = 0
+    for key in missing:
+        dtype = str(assets[key].get("data_type") or "uint16")
+        estimate += int(pixels * STORE_BYTES_PER_PIXEL.get(dtype, 0.7))
+    return ScenePlan(
+        scene_id=scene_id,
+        bands=keys,
+        cached_bands=[k for k in keys if k not in missing],
+        missing_bands=missing,
+        download_bytes=download,
+        store_bytes_estimate=estimate,
+    )
+
+
+def _pixels_10m(item: Mapping[str, Any]) -> int:
+    for asset in item.get("assets", {}).values():
+        transform = asset.get("proj:transform")
+        shape = asset.get("proj:shape")
+        if transform and shape and abs(float(transform[0])) == 10.0:
+            return int(shape[0]) * int(shape[1])
+    return 10980 * 10980
+
+
+def write_report(report: PrepDataReport, path: Path) -> Path:
+    """Write the machine-readable report atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _finish(report: PrepDataReport) -> PrepDataReport:
+    report.finished = _now()
+    return report
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def run_started_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

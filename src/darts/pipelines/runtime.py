@@ -1,0 +1,48 @@
+"""Turning resolved settings into the objects the layers take.
+
+The settings layer knows option names; the network and store layers know nothing of
+options. This module is the one place that maps one onto the other, and the one place
+that switches the process-wide network gate to offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from darts.net.guard import get_gate
+from darts.net.settings import NetworkSettings, S3Settings
+from darts.paths import DataPaths, data_paths
+from darts.settings.pipeline import Connectivity
+from darts.settings.resolve import Resolved
+from darts.settings.sections import Endpoints, Network
+
+
+@dataclass(frozen=True)
+class Runtime:
+    paths: DataPaths
+    endpoints: Endpoints
+    net: NetworkSettings
+    s3: S3Settings
+    offline: bool
+
+
+def runtime_from(settings: Resolved) -> Runtime:
+    network = settings.get(Network)
+    endpoints = settings.get(Endpoints)
+    offline = settings.get(Connectivity).offline if Connectivity in settings.sections else False
+    net = NetworkSettings(
+        timeout_s=network.request_timeout,
+        max_retries=network.max_retries,
+        max_concurrency=network.max_concurrency,
+        offline=offline,
+    )
+    s3 = S3Settings(
+        endpoint_url=endpoints.cdse_s3_endpoint,
+        profile=endpoints.aws_profile,
+        credentials_file=str(endpoints.aws_credentials_file)
+        if endpoints.aws_credentials_file
+        else None,
+    )
+    # Offline is a property of the network layer: from here on every client refuses.
+    get_gate().set_offline(offline)
+    return Runtime(data_paths(settings), endpoints, net, s3, offline)
