@@ -9,8 +9,8 @@ from typing import Any
 from darts.cli.parser import CommandContext
 from darts.errors import ConfigError
 from darts.settings.pipeline import Filters, Selection, Staging
-from darts.settings.sections import Storage
 from darts.settings.resolve import Resolved
+from darts.settings.sections import Storage
 
 
 def _selection(settings: Resolved):

@@ -197,7 +197,8 @@ def stage_scene(
     except _RUN_ERRORS:
         raise
     except (*_SCENE_ERRORS, _BandFailed) as error:
-        status: StageStatus = "partial" if state.bands else "failed"
+        # Without a store nothing outlives a failure, so it cannot be "partial".
+        status: StageStatus = "partial" if state.bands and store is not None else "failed"
         log.warning("staging scene %s %s: %s", scene_id, status, error)
         return state.result(status, started, error=str(error))
 
