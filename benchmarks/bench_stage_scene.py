@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_stage_scene.py [--world small|full] [--runs N]
-        [--latency-ms 30] [--bands B02 B03 ...] [--scene ITEM_ID]
+        [--latency-ms 30] [--bands B02 B03 ...] [--scene ITEM_ID] [--world-dir PATH]
 
 What is measured, in one process, on the same data:
 
@@ -95,7 +95,12 @@ def settle() -> None:
     time.sleep(0.2)
 
 
-def world_layout(name: str) -> WorldLayout:
+def world_layout(name: str, folder: Path | None) -> WorldLayout:
+    if folder is not None:
+        layout = WorldLayout(folder)
+        if not layout.is_built():
+            raise SystemExit(f"no built world at {folder}")
+        return layout
     from darts.sandbox.testing import sandbox_cache_root  # the tests' world cache
 
     root = sandbox_cache_root()
@@ -234,9 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--bands", nargs="*", default=None, help="default: B02 B03 B04 B08 (+SCL)")
     parser.add_argument("--scene", default=None, help="item id (default: clearest main scene)")
+    parser.add_argument(
+        "--world-dir",
+        type=Path,
+        default=None,
+        help="an already built world folder (e.g. .sandbox/<hash>/full-seed0) to use as is",
+    )
     args = parser.parse_args(argv)
 
-    layout = world_layout(args.world)
+    layout = world_layout(args.world, args.world_dir)
     item = pick_item(layout, args.scene)
     keys = resolve_bands(args.bands, item)
     size = sum(int(item["assets"][k]["file:size"]) for k in keys)

@@ -1,0 +1,480 @@
+"""Opening one cached scene into memory, against its floor; its size against the reference.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_scene_read.py [--world small|full] [--runs N]
+        [--store DIR] [--scene ITEM_ID] [--workdir DIR]
+
+One scene (4 × 10 m bands + SCL on the 10 m grid) is staged once with ``stage_scene``
+from the sandbox's S3 stand-in into a temporary ``SceneStore`` (or ``--store DIR`` is
+reused: a scene already there is read as is, without starting the sandbox; otherwise
+it is staged into DIR and kept). Its decoded bands are then written a second time
+into a store with the reference encoding (Blosc zstd 3 bit-shuffle, 4096² chunks).
+For both stores, runs interleaved, from a warm page cache (everything is read once,
+untimed, first):
+
+* ``open(load=True)``: ``SceneStore.open(scene_id, bands, load=True)``, what callers pay;
+* **floor**: the same chunk files (``<band>/c/<i>/<j>``) read whole and Blosc-decoded
+  with numcodecs into a freshly allocated numpy array per band: one loop in the main
+  thread (Blosc's own two threads), and the chunks spread over a 2-thread pool. The
+  floor is the faster of the two; the target is open / floor ≤ 1.3;
+* where the rest goes: ``open`` without the stat check, the lazy open alone (metadata
+  + check), the check alone, plain ``zarr`` reads without xarray (at zarr's default
+  async concurrency and at 2), the floor into already touched buffers (what fresh
+  memory costs), and a prototype of a faster ``open`` (record → stat check → lazy
+  xarray skeleton → chunks decoded by a 2-thread pool), checked identical to ``open``.
+
+Then bytes on disk per scene (band arrays: chunk files + metadata; also allocated
+blocks) for the store's encoding against the reference, with the read-time ratios
+(target: no larger, at equal or better read speed). Every timing is min / median
+wall seconds over ``--runs`` (≥ 7 on a shared machine), with median CPU seconds of all
+threads (the steadier figure when other work competes for the 2 cores).
+
+``--world small`` (default, 1200² px, one chunk per band) runs in seconds; ``--world
+full`` reads a real-size 10980² scene (building that world takes minutes the first
+time; it is cached like the test worlds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numcodecs
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.storage import LocalStore
+
+from darts.net import NetworkSettings, S3Client, S3Settings
+from darts.sandbox.layout import WorldLayout
+from darts.sandbox.service import Sandbox
+from darts.sandbox.testing import sandbox_cache_root
+from darts.sandbox.world import build_world
+from darts.sources.cdse_bands import resolve_bands
+from darts.sources.cdse_download import stage_scene
+from darts.store.encoding import BandEncoding
+from darts.store.manifest import check_manifest
+from darts.store.record import ArrayRecord
+from darts.store.scenes import SceneStore
+
+# The main tile of both worlds (see darts.sandbox.world.spec).
+MAIN_TILE = "T08WNB"
+# The reference implementation's encoding: the same codec as ours, 4096² chunks.
+REFERENCE_ENCODING = BandEncoding(chunk=4096)
+# The machine has 2 cores: more decode threads than that only adds switching.
+THREADS = 2
+TARGET_RATIO = 1.3
+
+
+# -- timing ------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    """Wall and CPU seconds (all threads of the process) per run."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def add(self, fn: Callable[[], object]) -> None:
+        settle()
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        self.wall.append(time.perf_counter() - start)
+        self.cpu.append(time.process_time() - start_cpu)
+        del result  # freed after the clock stops: returning memory is the caller's cost
+
+    @property
+    def min(self) -> float:
+        return min(self.wall)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
+
+    def __str__(self) -> str:
+        return f"{self.min:6.3f} / {self.median:6.3f} s  (cpu {self.cpu_median:6.3f} s)"
+
+
+def settle() -> None:
+    # The previous measurement's ~1 GB of arrays must be gone before the next starts,
+    # or its freeing (and the allocator's reuse of it) lands on the wrong candidate.
+    gc.collect()
+    time.sleep(0.1)
+
+
+@contextmanager
+def zarr_concurrency(limit: int) -> Iterator[None]:
+    with zarr.config.set({"async.concurrency": limit}):
+        yield
+
+
+# -- the floor: chunk files read and decoded directly ------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkRead:
+    path: Path
+    rows: slice
+    cols: slice
+    # The stored chunk is always full-size; edge chunks are cut to the array.
+    valid: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class BandPlan:
+    """What the floor needs to read one band, worked out from the commit record
+    (untimed: it is metadata the reader already has)."""
+
+    name: str
+    shape: tuple[int, int]
+    chunks: tuple[int, int]
+    dtype: np.dtype[Any]
+    fill_value: Any
+    reads: tuple[ChunkRead, ...]
+    # Chunks without a file (entirely nodata, never written) read as the fill value.
+    absent: tuple[tuple[slice, slice], ...]
+
+
+def band_plan(band_dir: Path, name: str, record: ArrayRecord) -> BandPlan:
+    rows, cols = (int(n) for n in record.shape)
+    crow, ccol = (int(n) for n in record.chunks)
+    reads: list[ChunkRead] = []
+    absent: list[tuple[slice, slice]] = []
+    for i in range(-(-rows // crow)):
+        for j in range(-(-cols // ccol)):
+            r = slice(i * crow, min((i + 1) * crow, rows))
+            c = slice(j * ccol, min((j + 1) * ccol, cols))
+            key = f"c/{i}/{j}"  # zarr v3 default chunk key encoding, "/" separator
+            if key in record.files:
+                reads.append(ChunkRead(band_dir / key, r, c, (r.stop - r.start, c.stop - c.start)))
+            else:
+                absent.append((r, c))
+    return BandPlan(
+        name,
+        (rows, cols),
+        (crow, ccol),
+        np.dtype(record.dtype),
+        record.fill_value,
+        tuple(reads),
+        tuple(absent),
+    )
+
+
+def scene_plans(store: SceneStore, scene_id: str, bands: Sequence[str]) -> list[BandPlan]:
+    record = store.commit_record(scene_id)
+    assert record is not None
+    scene_dir = store.scene_path(scene_id)
+    return [band_plan(scene_dir / b, b, record.bands[b]) for b in bands]
+
+
+_CODEC = numcodecs.Blosc()  # the Blosc frame header says everything decoding needs
+_scratch = threading.local()
+
+
+def _chunk_buffer(plan: BandPlan) -> np.ndarray:
+    """One reusable chunk-sized buffer per thread and chunk shape: decoding into it
+    costs no fresh memory (no page faults) for every chunk."""
+    key = (plan.chunks, plan.dtype.str)
+    buffers: dict[tuple[Any, ...], np.ndarray] = getattr(_scratch, "buffers", {})
+    _scratch.buffers = buffers
+    if key not in buffers:
+        buffers[key] = np.empty(plan.chunks, plan.dtype)
+    return buffers[key]
+
+
+def decode_chunk(plan: BandPlan, read: ChunkRead, out: np.ndarray) -> None:
+    buffer = _chunk_buffer(plan)
+    _CODEC.decode(read.path.read_bytes(), out=buffer)
+    out[read.rows, read.cols] = buffer[: read.valid[0], : read.valid[1]]
+
+
+def allocate(plans: Sequence[BandPlan]) -> dict[str, np.ndarray]:
+    return {p.name: np.empty(p.shape, p.dtype) for p in plans}
+
+
+def floor_read(
+    plans: Sequence[BandPlan],
+    pool: ThreadPoolExecutor | None,
+    arrays: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every band decoded into fresh arrays (or into ``arrays``), with ``pool`` or
+    in this thread."""
+    out = allocate(plans) if arrays is None else arrays
+    for plan in plans:
+        for rows, cols in plan.absent:
+            out[plan.name][rows, cols] = plan.fill_value
+    tasks = [(plan, read) for plan in plans for read in plan.reads]
+    if pool is None:
+        for plan, read in tasks:
+            decode_chunk(plan, read, out[plan.name])
+    else:
+        # list() re-raises the first failure; numcodecs and file reads release the GIL.
+        list(pool.map(lambda task: decode_chunk(*task, out[task[0].name]), tasks))
+    return out
+
+
+# -- what open() is made of ------------------------------------------------------------
+
+
+def check_only(store: SceneStore, scene_id: str, bands: Sequence[str]) -> list[str]:
+    """The presence + size check that open(check=True) runs (coordinates and bands)."""
+    record = store.commit_record(scene_id)
+    assert record is not None
+    scene_dir = store.scene_path(scene_id)
+    tables = [*record.coords.items(), *((b, record.bands[b]) for b in bands)]
+    return [
+        p
+        for name, entry in tables
+        for p in check_manifest(scene_dir / name, entry.files, content=False)
+    ]
+
+
+def zarr_only(store: SceneStore, scene_id: str, bands: Sequence[str]) -> list[np.ndarray]:
+    """The band arrays through zarr alone: no xarray, no record, no check."""
+    scene_dir = store.scene_path(scene_id)
+    return [
+        np.asarray(zarr.open_array(LocalStore(scene_dir / b, read_only=True), mode="r")[...])
+        for b in bands
+    ]
+
+
+def fast_open(
+    store: SceneStore, scene_id: str, bands: Sequence[str], pool: ThreadPoolExecutor
+) -> xr.Dataset:
+    """Prototype of a faster ``open(load=True)``: the same checks and the same Dataset,
+    but the chunks are read and decoded straight from the commit record's file list
+    by a small thread pool, instead of through xarray → zarr's async pipeline."""
+    skeleton = store.open(scene_id, bands, load=False, check=True)  # metadata + stat check
+    arrays = floor_read(scene_plans(store, scene_id, bands), pool)
+    return skeleton.copy(data={b: arrays[b] for b in skeleton.data_vars})
+
+
+# -- the scene -------------------------------------------------------------------------
+
+
+def world_layout(name: str) -> WorldLayout:
+    root = sandbox_cache_root()
+    print(f"world {name!r} under {root} (built on first use; 'full' takes minutes)", flush=True)
+    return build_world(root, name, seed=0, progress=lambda m: print("  build:", m, flush=True))
+
+
+def pick_item(layout: WorldLayout, scene: str | None) -> dict[str, Any]:
+    folder = layout.cdse_items / "sentinel-2-l2a"
+    if scene:
+        return dict(json.loads((folder / f"{scene}.json").read_text()))
+    # The clearest scene of the main tile: the most valid pixels, the fewest empty chunks.
+    candidates = [json.loads(p.read_text()) for p in sorted(folder.glob(f"*_{MAIN_TILE}_*.json"))]
+    return dict(min(candidates, key=lambda item: item["properties"]["eo:cloud_cover"]))
+
+
+def s3_client(sandbox: Sandbox) -> S3Client:
+    settings = S3Settings(
+        endpoint_url=sandbox.endpoints.cdse_s3_endpoint,
+        access_key_id=sandbox.credentials.access_key_id,
+        secret_access_key=sandbox.credentials.secret_access_key,
+    )
+    return S3Client(settings, NetworkSettings(max_retries=0))
+
+
+def staged_scene(store: SceneStore, world: str, scene: str | None) -> tuple[str, list[str]]:
+    """A complete scene in ``store``: one already there, or staged from the sandbox."""
+    ready = [s for s in store.scenes() if scene in (None, s)]
+    if ready:
+        record = store.commit_record(ready[0])
+        assert record is not None
+        print(f"reusing scene {ready[0]} in {store.root}")
+        return ready[0], list(record.bands)
+    layout = world_layout(world)
+    item = pick_item(layout, scene)
+    keys = resolve_bands(None, item)
+    with Sandbox(layout) as sandbox, s3_client(sandbox) as s3:
+        started = time.perf_counter()
+        result = stage_scene(item, keys, store, s3)
+    if not result.ok:
+        raise SystemExit(f"staging failed: {result}")
+    print(f"staged {item['id']} into {store.root} in {time.perf_counter() - started:.1f} s")
+    return str(item["id"]), keys
+
+
+def band_bytes(store: SceneStore, scene_id: str, bands: Sequence[str]) -> tuple[int, int, int]:
+    """Bytes of the band arrays (chunk files + zarr.json), allocated bytes, chunk files."""
+    scene_dir = store.scene_path(scene_id)
+    files = [p for b in bands for p in (scene_dir / b).rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    blocks = sum(p.stat().st_blocks * 512 for p in files)
+    chunks = sum(1 for p in files if p.name != "zarr.json")
+    return size, blocks, chunks
+
+
+# -- the measurement --------------------------------------------------------------------
+
+
+@dataclass
+class StoreTimings:
+    label: str
+    store: SceneStore
+    timings: dict[str, Timing] = field(default_factory=dict)
+
+    def add(self, name: str, fn: Callable[[], object]) -> None:
+        self.timings.setdefault(name, Timing()).add(fn)
+
+    def floor(self) -> Timing:
+        # The faster way of the two is the floor: anything slower is not a floor.
+        candidates = [self.timings["floor, 1 thread"], self.timings[f"floor, {THREADS} threads"]]
+        return min(candidates, key=lambda t: t.median)
+
+
+def measure(
+    subjects: Sequence[StoreTimings], scene_id: str, bands: Sequence[str], runs: int
+) -> None:
+    plans = {s.label: scene_plans(s.store, scene_id, bands) for s in subjects}
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="floor") as pool:
+        # Warm the page cache and every code path once, and prove the floor and the
+        # prototype return exactly what open() returns.
+        for subject in subjects:
+            opened = subject.store.open(scene_id, bands, load=True)
+            for way in (None, pool):
+                floor = floor_read(plans[subject.label], way)
+                for b in bands:
+                    assert np.array_equal(floor[b], opened[b].values), f"floor differs: {b}"
+            xr.testing.assert_identical(fast_open(subject.store, scene_id, bands, pool), opened)
+            del opened, floor
+        touched = {s.label: allocate(plans[s.label]) for s in subjects}
+        for arrays in touched.values():
+            for array in arrays.values():
+                array.fill(0)  # first touch now, not in the timing
+        for run in range(runs):
+            for s in subjects:
+                store, plan = s.store, plans[s.label]
+                s.add("open(load=True)", lambda st=store: st.open(scene_id, bands, load=True))
+                s.add("floor, 1 thread", lambda p=plan: floor_read(p, None))
+                s.add(f"floor, {THREADS} threads", lambda p=plan: floor_read(p, pool))
+                s.add(
+                    "  open(load=True, check=False)",
+                    lambda st=store: st.open(scene_id, bands, load=True, check=False),
+                )
+                s.add(
+                    "  open(load=False): metadata+check", lambda st=store: st.open(scene_id, bands)
+                )
+                s.add(
+                    "  check alone (stat calls)", lambda st=store: check_only(st, scene_id, bands)
+                )
+                s.add(
+                    "  zarr only (concurrency 10)", lambda st=store: zarr_only(st, scene_id, bands)
+                )
+                with zarr_concurrency(THREADS):
+                    s.add(
+                        f"  zarr only (concurrency {THREADS})",
+                        lambda st=store: zarr_only(st, scene_id, bands),
+                    )
+                s.add(
+                    f"  floor, {THREADS} threads, touched memory",
+                    lambda p=plan, a=touched[s.label]: floor_read(p, pool, a),
+                )
+                s.add(
+                    "  prototype fast open (2 threads)",
+                    lambda st=store: fast_open(st, scene_id, bands, pool),
+                )
+            first = subjects[0]
+            print(
+                f"  run {run + 1}/{runs}: open {first.timings['open(load=True)'].wall[-1]:.3f} s, "
+                f"floor {first.floor().wall[-1]:.3f} s",
+                flush=True,
+            )
+
+
+def report(subjects: Sequence[StoreTimings], scene_id: str, bands: Sequence[str]) -> None:
+    for s in subjects:
+        print(f"\n== {s.label}: min / median wall (median cpu)")
+        for name, timing in s.timings.items():
+            print(f"  {name:40} {timing}")
+        opened, floor = s.timings["open(load=True)"], s.floor()
+        fast = s.timings["  prototype fast open (2 threads)"]
+        print(
+            f"  ratio open / floor: {opened.median / floor.median:.2f} (medians), "
+            f"{opened.min / floor.min:.2f} (minima); target <= {TARGET_RATIO}"
+        )
+        print(
+            f"  ratio prototype / floor: {fast.median / floor.median:.2f} (medians), "
+            f"{fast.min / floor.min:.2f} (minima)"
+        )
+    ours, ref = subjects
+    size, ref_size = band_bytes(ours.store, scene_id, bands), band_bytes(ref.store, scene_id, bands)
+    print("\n== bytes on disk per scene (band arrays)")
+    for label, (nbytes, blocks, chunks) in ((ours.label, size), (ref.label, ref_size)):
+        print(
+            f"  {label:40} {nbytes / 1e6:8.1f} MB  "
+            f"({blocks / 1e6:.1f} MB allocated, {chunks} chunk files)"
+        )
+    o, r = ours.timings["open(load=True)"], ref.timings["open(load=True)"]
+    of, rf = ours.floor(), ref.floor()
+    print(
+        f"  ours / reference: size {size[0] / ref_size[0]:.3f}, "
+        f"allocated {size[1] / ref_size[1]:.3f}; "
+        f"open {o.median / r.median:.2f} (medians) {o.min / r.min:.2f} (minima), "
+        f"cpu {o.cpu_median / r.cpu_median:.2f}; floor {of.median / rf.median:.2f} (medians)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--world", choices=("small", "full"), default="small")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--store", type=Path, default=None, help="reuse (or stage into) this store")
+    parser.add_argument("--scene", default=None, help="item id (default: clearest main scene)")
+    parser.add_argument("--workdir", type=Path, default=None, help="for the temporary stores")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-scene-read-", dir=args.workdir))
+    try:
+        store = SceneStore(args.store if args.store else work / "ours")
+        scene_id, bands = staged_scene(store, args.world, args.scene)
+        opened = store.open(scene_id, bands, load=True)
+        item = store.item(scene_id)
+        assert item is not None
+        # The same decoded bands, stored again with the reference's chunking.
+        reference = SceneStore(work / "reference", REFERENCE_ENCODING)
+        reference.write_bands(scene_id, item, {b: opened[b] for b in bands})
+        rows, cols = opened.sizes["y"], opened.sizes["x"]
+        decoded = sum(opened[b].nbytes for b in bands)
+        del opened
+        print(
+            f"scene {scene_id}: {rows}×{cols} px, bands {' '.join(bands)}, "
+            f"{decoded / 1e6:.0f} MB decoded; {args.runs} runs"
+        )
+        record = store.commit_record(scene_id)
+        assert record is not None
+        # From the record: a reused store may have been written with another encoding.
+        chunk = "×".join(str(n) for n in record.bands[bands[0]].chunks)
+        subjects = [
+            StoreTimings(f"store encoding ({chunk} chunks)", store),
+            StoreTimings(f"reference encoding ({REFERENCE_ENCODING.chunk}² chunks)", reference),
+        ]
+        measure(subjects, scene_id, bands, args.runs)
+        report(subjects, scene_id, bands)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
