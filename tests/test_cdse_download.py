@@ -339,7 +339,8 @@ def test_progress_reports_bytes_and_bands(
     result = stage_scene(item, None, store, s3, progress=record)
     total = sum(item["assets"][k]["file:size"] for k in DEFAULT_KEYS)
     assert sorted(e.band for e in events if e.event == "fetched") == sorted(DEFAULT_KEYS)
-    assert [e.band for e in events if e.event == "stored"] == DEFAULT_KEYS
+    # The 20 m SCL goes through the pipeline first (its write hides behind a decode).
+    assert [e.band for e in events if e.event == "stored"] == [SCL_KEY, *DEFAULT_BANDS]
     assert max(e.bytes_done for e in events) == total == result.bytes_downloaded
     assert all(e.bytes_total == total and e.bands_total == 5 for e in events)
     assert events[-1].bands_done == 5
@@ -378,11 +379,30 @@ def test_missing_object_fails_the_scene_and_stops_the_pipeline(
     broken = copy.deepcopy(item)
     broken["assets"]["B03_10m"]["href"] += ".missing"
     result = stage_scene(broken, None, store, s3)
-    assert result.status == "partial"  # B02 came before the missing B03
+    assert result.status == "partial"  # SCL and B02 came before the missing B03
+    assert (result.error or "").startswith("band B03_10m: ")
     assert "NoSuchKey" in (result.error or "")
-    assert result.bands_downloaded == ("B02_10m",)
+    assert result.bands_downloaded == (SCL_KEY, "B02_10m")
     alive = [t.name for t in threading.enumerate() if t.name.startswith("darts-")]
     assert alive == []  # no worker left behind
+
+
+def test_undecodable_or_mismatching_files_fail_the_scene(
+    item: dict[str, Any], store: SceneStore, s3: S3Client
+) -> None:
+    not_jp2 = copy.deepcopy(item)
+    asset = not_jp2["assets"]["B02_10m"]
+    asset["href"] = item["assets"]["granule_metadata"]["href"]  # an XML file
+    del asset["file:size"], asset["file:checksum"]
+    result = stage_scene(not_jp2, ["B02"], store, s3)
+    assert result.status == "failed"
+    assert (result.error or "").startswith("band B02_10m: cannot decode the JPEG2000 file")
+
+    wrong_shape = copy.deepcopy(item)
+    wrong_shape["assets"]["B03_10m"]["proj:shape"] = [10980, 10980]
+    result = stage_scene(wrong_shape, ["B03"], store, s3)
+    assert result.status == "failed" and "the asset says 10980×10980" in (result.error or "")
+    assert store.stored_bands(item["id"]) == set()
 
 
 def test_wrong_credentials_raise_one_clear_error_without_secrets(
@@ -533,12 +553,12 @@ def test_pipeline_overlaps_steps_and_bounds_buffers(
     bands = ["B02", "B03", "B04", "B08", "B05", "B11"]
     result = stage_scene(item, bands, store, fake)  # type: ignore[arg-type]
     assert result.status == "downloaded", result.error
-    keys = resolve_bands(bands, item)
+    keys = ["B05_20m", "B11_20m", SCL_KEY, "B02_10m", "B03_10m", "B04_10m", "B08_10m"]
 
     def when(what: str, key: str) -> float:
         return next(t for w, k, t in events if (w, k) == (what, key))
 
-    # Decoding and writing happen in band order.
+    # Decoding and writing happen in one order: coarse bands first.
     assert [k for w, k, _ in events if w == "write-start"] == keys
     assert [k for w, k, _ in events if w == "decode-start"] == keys
     for previous, current in itertools.pairwise(keys):

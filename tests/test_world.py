@@ -1,8 +1,8 @@
 """The built synthetic world: determinism, item shapes, file integrity, consistency.
 
-One session-scoped fixture builds the ``small`` world (from two threads at once, to
-exercise the build lock); determinism is checked on a reduced spec built twice, once
-sequentially and once with a process pool.
+The small world comes from the session's shared, cached fixture
+(``darts.sandbox.testing.sandbox_world``); the build lock and determinism are checked on
+a reduced spec, built by two threads at once and once more sequentially.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from darts.sandbox.layout import (
     TCVIS_DATA_PLACEHOLDER,
     WorldLayout,
 )
+from darts.sandbox.world import build as build_module
 from darts.sandbox.world import build_world
 from darts.sandbox.world.build import build_spec_into
 from darts.sandbox.world.encode import multihash_sha3
@@ -40,25 +41,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> WorldLayout:
-    root = tmp_path_factory.mktemp("sandbox")
-    messages: list[str] = []
-    layouts: list[WorldLayout] = []
-    threads = [
-        threading.Thread(
-            target=lambda: layouts.append(build_world(root, "small", 0, messages.append))
-        )
-        for _ in range(2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(layouts) == 2 and layouts[0] == layouts[1]
-    # Built once: only one of the two callers placed slumps.
-    assert sum("placing slumps" in m for m in messages) == 1
-    assert not any(p.name.endswith(".partial") for p in root.iterdir())
-    return layouts[0]
+def world(sandbox_world: WorldLayout) -> WorldLayout:
+    """The small world, built once per session (and cached) by darts.sandbox.testing."""
+    return sandbox_world
 
 
 @pytest.fixture(scope="session")
@@ -388,17 +373,30 @@ def _digest_tree(root: Path) -> dict[str, str]:
     }
 
 
-def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
+def test_concurrent_builds_build_once_and_same_seed_gives_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = _tiny_spec()
-    first = WorldLayout(tmp_path / "a")
-    second = WorldLayout(tmp_path / "b")
-    build_spec_into(first, spec, 3, workers=1)
-    build_spec_into(second, spec, 3, workers=2)
-    digests = _digest_tree(first.root)
+    monkeypatch.setattr(build_module, "world_spec", lambda name, seed: spec)
+    root = tmp_path / "sandbox"
+    messages: list[str] = []
+    layouts: list[WorldLayout] = []
+
+    def build() -> None:
+        layouts.append(build_world(root, "small", 3, messages.append))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(layouts) == 2 and layouts[0] == layouts[1] and layouts[0].is_built()
+    assert sum("placing slumps" in m for m in messages) == 1  # built once
+    assert sorted(p.name for p in root.iterdir()) == ["small-seed3", "small-seed3.lock"]
+
+    # A sequential build (the one above used a process pool) gives the same bytes.
+    again = WorldLayout(tmp_path / "again")
+    build_spec_into(again, spec, 3, workers=1)
+    digests = _digest_tree(layouts[0].root)
     assert len(digests) > 100
-    assert digests == _digest_tree(second.root)
-    other = WorldLayout(tmp_path / "c")
-    build_spec_into(
-        other, replace(spec, acquisitions=spec.acquisitions[:1], mosaics=()), 4, workers=1
-    )
-    assert _digest_tree(other.root)["truth/slumps.parquet"] != digests["truth/slumps.parquet"]
+    assert digests == _digest_tree(again.root)

@@ -102,6 +102,12 @@ def test_slumps_are_depressions_with_bare_scars() -> None:
     assert polygon.is_valid and polygon.area > 30 * 100  # >= 30 px at 10 m
 
 
+def test_the_seed_changes_the_world() -> None:
+    first, again, other = (make_field(small_spec(0), seed) for seed in (0, 0, 1))
+    assert first == again
+    assert [s.x for s in first.slumps] != [s.x for s in other.slumps]
+
+
 def test_jp2_is_lossless_georeferenced_and_deterministic() -> None:
     data = (np.arange(120 * 90, dtype=np.uint32).reshape(120, 90) * 7 % 65535).astype(np.uint16)
     transform = Affine(20, 0, 590000, 0, -20, 7661000)

@@ -28,6 +28,7 @@ a general nearest-neighbour index path, just slower.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -54,6 +55,7 @@ _TOLERANCE = 1e-3
 _ROWS_PER_STEP = 256
 
 DEFAULT_THREADS = "ALL_CPUS"
+_WARNINGS_LOCK = threading.Lock()
 
 
 class DecodeError(DartsError):
@@ -105,7 +107,7 @@ def grid_coords(grid: Grid) -> dict[str, Any]:
 def decode_jp2(
     data: bytes | bytearray | memoryview,
     *,
-    name: str = "band",
+    name: str = "JPEG2000 file",
     threads: str | int = DEFAULT_THREADS,
 ) -> tuple[np.ndarray, Affine, CRS | None]:
     """Decode a single-band JPEG2000 file held in memory: (array, transform, CRS).
@@ -113,14 +115,15 @@ def decode_jp2(
     ``threads`` is GDAL_NUM_THREADS for this decode only (``"ALL_CPUS"`` or a count).
     """
     try:
-        with (
-            rasterio.Env(GDAL_NUM_THREADS=str(threads)),
-            warnings.catch_warnings(),
-        ):
-            # A bare JP2 without GML/GeoJP2 box is still decodable; the asset
-            # then supplies the georeferencing.
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with MemoryFile(data) as memfile, memfile.open(driver="JP2OpenJPEG") as dataset:
+        with rasterio.Env(GDAL_NUM_THREADS=str(threads)), MemoryFile(data) as memfile:
+            # A bare JP2 without GML/GeoJP2 box is still decodable; the asset then
+            # supplies the georeferencing, so rasterio's warning is noise here.
+            # catch_warnings() swaps process-wide state: the lock keeps concurrent
+            # decodes from restoring each other's filters (it only spans the open).
+            with _WARNINGS_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                dataset = memfile.open(driver="JP2OpenJPEG")
+            with dataset:
                 if dataset.count != 1:
                     raise DecodeError(f"{name}: expected 1 band, the file has {dataset.count}")
                 array = dataset.read(1)
@@ -145,7 +148,7 @@ def decode_band(
     ``nodata``, ``proj:code``, ``proj:transform`` …) plus where the values came from
     (``darts:asset``, ``darts:source_resolution``, ``darts:resampling``).
     """
-    array, file_transform, file_crs = decode_jp2(data, name=key, threads=threads)
+    array, file_transform, file_crs = decode_jp2(data, name=f"band {key}", threads=threads)
     source_transform = _check_source(key, asset, array, file_transform, file_crs, grid)
     nodata = asset.get("nodata", 0)
     values = resample_nearest(array, source_transform, grid, nodata=nodata)
@@ -188,16 +191,18 @@ def _check_source(
     try:
         transform = _transform_of(asset)
     except (KeyError, TypeError, ValueError) as error:
-        raise DecodeError(f"{key}: asset has no usable proj:transform ({error})") from None
+        raise DecodeError(f"band {key}: asset has no usable proj:transform ({error})") from None
     shape = asset.get("proj:shape")
     if shape is not None and tuple(int(v) for v in shape) != array.shape:
         raise DecodeError(
-            f"{key}: the file is {array.shape[0]}×{array.shape[1]} px, the asset says "
+            f"band {key}: the file is {array.shape[0]}×{array.shape[1]} px, the asset says "
             f"{shape[0]}×{shape[1]}"
         )
     expected_dtype = asset.get("data_type")
     if expected_dtype and np.dtype(expected_dtype) != array.dtype:
-        raise DecodeError(f"{key}: the file holds {array.dtype}, the asset says {expected_dtype}")
+        raise DecodeError(
+            f"band {key}: the file holds {array.dtype}, the asset says {expected_dtype}"
+        )
     # A georeferenced file must agree with its asset; disagreement means a wrong file.
     if not file_transform.is_identity:
         tol = _TOLERANCE * abs(transform.a)
@@ -205,18 +210,18 @@ def _check_source(
             math.isclose(p, q, abs_tol=tol) for p, q in zip(file_transform, transform, strict=True)
         ):
             raise DecodeError(
-                f"{key}: the file's geotransform {tuple(file_transform)[:6]} disagrees with "
+                f"band {key}: the file's geotransform {tuple(file_transform)[:6]} disagrees with "
                 f"the asset's proj:transform {tuple(transform)[:6]}"
             )
     scene_crs = CRS.from_wkt(grid.crs_wkt)
     code = asset.get("proj:code")
     if code is not None and not CRS.from_user_input(code).equals(scene_crs):
         raise DecodeError(
-            f"{key}: asset is in {code}, the scene grid in {grid.crs_code}; bands of one "
+            f"band {key}: asset is in {code}, the scene grid in {grid.crs_code}; bands of one "
             "scene must share a CRS"
         )
     if file_crs is not None and not file_crs.equals(scene_crs):
-        raise DecodeError(f"{key}: the file's CRS differs from the scene's {grid.crs_code}")
+        raise DecodeError(f"band {key}: the file's CRS differs from the scene's {grid.crs_code}")
     return transform
 
 

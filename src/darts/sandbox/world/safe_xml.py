@@ -15,6 +15,7 @@ from darts.sandbox.world.s2names import ProductNames
 from darts.sandbox.world.spectra import BANDS
 
 _PSD = "https://psd-14.sentinel2.eo.esa.int/PSD/"
+_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
 Child = ET.Element
 
 
@@ -28,7 +29,8 @@ def _el(tag: str, text: object = None, children: list[Child] | None = None, **at
 
 def _document(root: Child) -> bytes:
     ET.indent(root, space=" ")
-    return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+    # Serialise to str and encode once: ET's byte encoder is ~3x slower.
+    return (_DECLARATION + ET.tostring(root, encoding="unicode") + "\n").encode("utf-8")
 
 
 def _iso(t: datetime) -> str:
