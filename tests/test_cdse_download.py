@@ -391,18 +391,19 @@ def test_undecodable_or_mismatching_files_fail_the_scene(
     item: dict[str, Any], store: SceneStore, s3: S3Client
 ) -> None:
     not_jp2 = copy.deepcopy(item)
-    asset = not_jp2["assets"]["B02_10m"]
+    asset = not_jp2["assets"][SCL_KEY]
     asset["href"] = item["assets"]["granule_metadata"]["href"]  # an XML file
     del asset["file:size"], asset["file:checksum"]
-    result = stage_scene(not_jp2, ["B02"], store, s3)
+    result = stage_scene(not_jp2, ["SCL"], store, s3)
     assert result.status == "failed"
-    assert (result.error or "").startswith("band B02_10m: cannot decode the JPEG2000 file")
+    assert (result.error or "").startswith("band SCL_20m: cannot decode the JPEG2000 file")
 
     wrong_shape = copy.deepcopy(item)
     wrong_shape["assets"]["B03_10m"]["proj:shape"] = [10980, 10980]
     result = stage_scene(wrong_shape, ["B03"], store, s3)
-    assert result.status == "failed" and "the asset says 10980×10980" in (result.error or "")
-    assert store.stored_bands(item["id"]) == set()
+    assert result.status == "partial"  # SCL_20m went first and is stored
+    assert (result.error or "").startswith("band B03_10m: the file is 1200×1200 px")
+    assert store.stored_bands(item["id"]) == {SCL_KEY}
 
 
 def test_wrong_credentials_raise_one_clear_error_without_secrets(

@@ -118,6 +118,7 @@ def test_dry_run_lists_without_staging(
         (["--optical", "--no-raw-data-store"], "--no-raw-data-store keeps nothing"),
         (["--optical", "--raw-data-source", "gee"], "not available yet"),
         (["--optical", "--start-date", "2024-13-01"], "start-date"),
+        (["--optical", "--months", "13"], "month"),
     ],
 )
 def test_bad_requests_are_one_line_and_touch_nothing(
@@ -255,3 +256,27 @@ def test_killed_staging_run_is_completed_by_a_rerun(
     for scene_id in expected:
         assert store.stored_bands(scene_id) == set(DEFAULT_KEYS)
         assert store.verify(scene_id) == []
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        (["--scene-ids", "S2B_MSIL2A_2024"], "S2B_MSIL2A_2024"),
+        (["--scene-ids", "20230701T194909_20230701T195350_T11XNA"], "Earth Engine"),
+        (["--tile-ids", "08WNB", "--scene-ids", "x"], "--scene-ids"),
+        (["--aoi-file", "{tmp}/aoi.gpkg"], "aoi.gpkg"),
+        (["--scene-id-file", "{tmp}/ids.json"], "ids.json"),
+    ],
+)
+def test_bad_selections_are_one_clear_line(
+    data_dir: Path, tmp_path: Path, capsys, selection: list[str], message: str
+) -> None:
+    (tmp_path / "aoi.gpkg").write_text("not a geopackage")
+    (tmp_path / "ids.json").write_text('["S2B_MSIL2A_bad"]')
+    args = [a.replace("{tmp}", str(tmp_path)) for a in selection]
+    with forbid_sockets(allow_loopback=True):
+        code, _, err = run(["inference", "prep-data", "sentinel2", *args, "--optical"], capsys)
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
