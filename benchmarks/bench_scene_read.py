@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -85,17 +86,26 @@ TARGET_RATIO = 1.3
 
 @dataclass
 class Timing:
-    """Wall and CPU seconds (all threads of the process) per run."""
+    """Wall seconds, and user / system CPU seconds and minor page faults of the whole
+    process (all threads) per run. On a shared machine wall time swings with the
+    neighbours' load; page faults do not, and system time is mostly what they cost
+    (fresh memory is zeroed, and huge pages may wait for compaction)."""
 
     wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
+    user: list[float] = field(default_factory=list)
+    system: list[float] = field(default_factory=list)
+    faults: list[int] = field(default_factory=list)
 
     def add(self, fn: Callable[[], object]) -> None:
         settle()
-        start, start_cpu = time.perf_counter(), time.process_time()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
         result = fn()
         self.wall.append(time.perf_counter() - start)
-        self.cpu.append(time.process_time() - start_cpu)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        self.user.append(after.ru_utime - before.ru_utime)
+        self.system.append(after.ru_stime - before.ru_stime)
+        self.faults.append(after.ru_minflt - before.ru_minflt)
         del result  # freed after the clock stops: returning memory is the caller's cost
 
     @property
@@ -108,10 +118,13 @@ class Timing:
 
     @property
     def cpu_median(self) -> float:
-        return statistics.median(self.cpu)
+        return statistics.median(u + s for u, s in zip(self.user, self.system, strict=True))
 
     def __str__(self) -> str:
-        return f"{self.min:6.3f} / {self.median:6.3f} s  (cpu {self.cpu_median:6.3f} s)"
+        return (
+            f"{self.min:6.3f} / {self.median:6.3f} s   cpu {statistics.median(self.user):5.2f} "
+            f"+ {statistics.median(self.system):5.2f} s   {statistics.median(self.faults):7.0f}"
+        )
 
 
 def settle() -> None:
@@ -404,7 +417,7 @@ def measure(
 
 def report(subjects: Sequence[StoreTimings], scene_id: str, bands: Sequence[str]) -> None:
     for s in subjects:
-        print(f"\n== {s.label}: min / median wall (median cpu)")
+        print(f"\n== {s.label}: wall min / median, median cpu user + system, median minor faults")
         for name, timing in s.timings.items():
             print(f"  {name:40} {timing}")
         opened, floor = s.timings["open(load=True)"], s.floor()

@@ -576,6 +576,58 @@ def test_pipeline_overlaps_steps_and_bounds_buffers(
     assert sorted(store.stored_bands(item["id"])) == sorted(keys)
 
 
+class JitteryS3(RecordingS3):
+    """Downloads finish in random order: later bands often before earlier ones."""
+
+    def __init__(self, world: WorldLayout, seed: int) -> None:
+        super().__init__(world, [])
+        self.rng = np.random.default_rng(seed)
+
+    def get_object_bytes(self, href: str, **_: Any) -> bytes:
+        with self.lock:
+            delay = float(self.rng.uniform(0, 0.03))
+        time.sleep(delay)
+        location = parse_s3_href(href)
+        return self.world.s3_object(location.bucket, location.key).read_bytes()
+
+
+def test_pipeline_never_deadlocks_on_out_of_order_downloads(
+    sandbox_world: WorldLayout, item: dict[str, Any]
+) -> None:
+    outcomes: list[Any] = []
+
+    def run() -> None:
+        for seed in range(4):
+            result = stage_scene(item, ["all"], None, JitteryS3(sandbox_world, seed))  # type: ignore[arg-type]
+            outcomes.append((result.status, len(result.bands_downloaded)))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "staging hung"
+    assert outcomes == [("downloaded", 13)] * 4
+
+
+def test_slots_are_granted_in_turn_order() -> None:
+    slots = cdse_download._Slots(1)
+    order: list[int] = []
+    slots.acquire(0)
+    threads = [
+        threading.Thread(target=lambda t=t: (slots.acquire(t), order.append(t))) for t in (2, 1)
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in (1, 2):
+        time.sleep(0.05)
+        slots.release()
+    for thread in threads:
+        thread.join(5)
+    assert order == [1, 2]
+    slots.close()
+    with pytest.raises(cdse_download._PipelineStopped):
+        slots.acquire(3)
+
+
 # -- two processes --------------------------------------------------------------------------
 
 

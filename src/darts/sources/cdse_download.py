@@ -386,8 +386,8 @@ def _run_pipeline(
     encoded = _Slots(ENCODED_AHEAD)
     decoded = _Slots(DECODED_AHEAD)
 
-    def fetch(job: _BandJob) -> None:
-        encoded.acquire()
+    def fetch(turn: int, job: _BandJob) -> None:
+        encoded.acquire(turn)
         started = time.perf_counter()
         try:
             job.data = s3.get_object_bytes(
@@ -402,10 +402,10 @@ def _run_pipeline(
         log.debug("fetched %s in %.2f s", job.key, time.perf_counter() - started)
         state.fetched(job.key, len(job.data))
 
-    def decode(job: _BandJob, fetched: Future[None]) -> None:
+    def decode(turn: int, job: _BandJob, fetched: Future[None]) -> None:
         fetched.result()  # waits; re-raises the download's error
         try:
-            decoded.acquire()
+            decoded.acquire(turn)
             data, job.data = job.data, None
             assert data is not None
             started = time.perf_counter()
@@ -422,9 +422,9 @@ def _run_pipeline(
         ThreadPoolExecutor(1, "darts-decode") as decoder,
     ):
         try:
-            for job in jobs:
-                fetched = fetchers.submit(fetch, job)
-                pending.append((job, decoder.submit(decode, job, fetched)))
+            for turn, job in enumerate(jobs):
+                fetched = fetchers.submit(fetch, turn, job)
+                pending.append((job, decoder.submit(decode, turn, job, fetched)))
             while pending:
                 job, decoding = pending.popleft()
                 try:
@@ -474,25 +474,33 @@ class _PipelineStopped(Exception):
 
 
 class _Slots:
-    """A counting semaphore whose waiters can all be released with an error."""
+    """A counting semaphore granted in turn order, whose waiters can all be released.
+
+    Turn order matters: if band k+2 could take the last buffer slot before band k+1,
+    the decoder would wait for k+1's download, which would wait for a slot that only
+    the decoder frees: a deadlock. Granting slots by band index rules that out.
+    """
 
     def __init__(self, count: int) -> None:
         self._free = count
+        self._turn = 0
         self._closed = False
         self._condition = threading.Condition()
 
-    def acquire(self) -> None:
+    def acquire(self, turn: int) -> None:
         with self._condition:
-            while self._free <= 0 and not self._closed:
+            while not self._closed and (self._free <= 0 or turn != self._turn):
                 self._condition.wait()
             if self._closed:
                 raise _PipelineStopped
             self._free -= 1
+            self._turn += 1
+            self._condition.notify_all()  # the next turn may already have a slot
 
     def release(self) -> None:
         with self._condition:
             self._free += 1
-            self._condition.notify()
+            self._condition.notify_all()
 
     def close(self) -> None:
         with self._condition:
