@@ -1,0 +1,122 @@
+"""What a procedural datacube holds, and the interface of the sources that fill it.
+
+A cube is filled one *source tile* at a time: an ArcticDEM mosaic tile, a block of the
+TCVIS grid. A :class:`TileSource` names the tiles a pixel window needs (from the grid
+alone, without the network) and fetches one tile into a :class:`TileBuffer`, a
+disk-backed set of arrays covering exactly that tile's window, so that even a 2 m
+ArcticDEM tile (25,000² float32) is staged in bounded memory before it is written into
+the cube under the repository's commit lock.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from darts.grid.cube import CubeGrid, Window
+
+TileStatus = Literal["filled", "empty"]
+
+
+@dataclass(frozen=True)
+class CubeVariable:
+    name: str
+    dtype: str  # numpy dtype name
+    fill_value: float | int  # what unwritten pixels read as; never mistaken for data
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CubeSpec:
+    """Everything that must match between a cube on disk and the code opening it."""
+
+    kind: str  # "arcticdem-10m", "tcvis"; a cube of another kind is refused
+    grid: CubeGrid
+    variables: tuple[CubeVariable, ...]
+    chunk: int  # square chunk edge in pixels
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def variable(self, name: str) -> CubeVariable:
+        for variable in self.variables:
+            if variable.name == name:
+                return variable
+        raise KeyError(f"{self.kind} cube has no variable {name!r}")
+
+
+@dataclass(frozen=True)
+class TileFetch:
+    """The outcome of fetching one tile.
+
+    ``empty``: the source has no data for this tile (e.g. not in the ArcticDEM index,
+    open ocean); recorded so that offline runs know it is complete, not missing.
+    ``source``: what was read (item id, URLs, checksums), kept in the tile's record.
+    """
+
+    status: TileStatus
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+class TileBuffer:
+    """Disk-backed arrays (one per variable) covering one tile's cube window.
+
+    Sources write with window-relative indices: ``buffer.arrays["dem"][r0:r1, c0:c1] = x``.
+    Every array starts as the variable's fill value.
+    """
+
+    def __init__(self, spec: CubeSpec, window: Window, directory: Path) -> None:
+        self.spec = spec
+        self.window = window
+        self.arrays: dict[str, np.ndarray] = {}
+        for variable in spec.variables:
+            path = directory / f"{variable.name}.npy"
+            array = np.lib.format.open_memmap(
+                path, mode="w+", dtype=np.dtype(variable.dtype), shape=window.shape
+            )
+            array[...] = variable.fill_value
+            self.arrays[variable.name] = array
+
+    def flush(self) -> None:
+        for array in self.arrays.values():
+            if isinstance(array, np.memmap):
+                array.flush()
+
+
+@contextmanager
+def tile_buffer(spec: CubeSpec, window: Window, scratch_dir: Path) -> Iterator[TileBuffer]:
+    """A :class:`TileBuffer` in a private temporary folder under ``scratch_dir``,
+    removed afterwards (also after a failure)."""
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".tile-", dir=scratch_dir) as tmp:
+        buffer = TileBuffer(spec, window, Path(tmp))
+        try:
+            yield buffer
+        finally:
+            buffer.arrays.clear()  # drop the memmaps before the folder goes
+
+
+class TileSource(Protocol):
+    """Where a cube's tiles come from. Network access happens only in ``fetch``."""
+
+    description: str  # for messages: "ArcticDEM 10 m mosaic (PGC)"
+
+    def tiles_for(self, window: Window) -> list[str]:
+        """Ids of the source tiles overlapping ``window`` (cube pixels), sorted.
+        Pure: from the grid alone, no network, no index."""
+        ...
+
+    def tile_window(self, tile_id: str) -> Window:
+        """The cube pixels tile ``tile_id`` covers (clipped to the cube)."""
+        ...
+
+    def fetch(self, tile_id: str, into: TileBuffer) -> TileFetch:
+        """Fetch the tile's data into ``into`` (window = ``tile_window(tile_id)``).
+
+        Raises a :class:`darts.net.NetworkError` (or ``OfflineError``) when it cannot.
+        """
+        ...
