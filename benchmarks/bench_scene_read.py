@@ -79,7 +79,7 @@ from darts.store.scenes import SceneStore
 # The main tile of both worlds (see darts.sandbox.world.spec).
 MAIN_TILE = "T08WNB"
 # The reference implementation's encoding: the same codec as ours, 4096² chunks.
-REFERENCE_ENCODING = BandEncoding(chunk=4096)
+REFERENCE_ENCODING = BandEncoding(chunk=4096, blocksize=0)  # Blosc picks its block size
 # The machine has 2 cores: more decode threads than that only adds switching.
 THREADS = 2
 TARGET_RATIO = 1.3

@@ -56,15 +56,16 @@ class Candidate:
 
 
 CANDIDATES = [
-    Candidate("zstd3 bitshuffle 4096² (reference)", BandEncoding(4096, "zstd", 3, "bitshuffle")),
-    Candidate("zstd3 bitshuffle 2048²", BandEncoding(2048, "zstd", 3, "bitshuffle")),
-    Candidate("zstd3 bitshuffle 3660²", BandEncoding(3660, "zstd", 3, "bitshuffle")),
-    Candidate("zstd3 bitshuffle 2196²", BandEncoding(2196, "zstd", 3, "bitshuffle")),
-    Candidate("zstd1 bitshuffle 3660²", BandEncoding(3660, "zstd", 1, "bitshuffle")),
-    Candidate("zstd5 bitshuffle 3660²", BandEncoding(3660, "zstd", 5, "bitshuffle")),
-    Candidate("lz4 shuffle 3660²", BandEncoding(3660, "lz4", 5, "shuffle")),
-    Candidate("lz4 bitshuffle 3660²", BandEncoding(3660, "lz4", 5, "bitshuffle")),
-    Candidate("lz4 bitshuffle 2048²", BandEncoding(2048, "lz4", 5, "bitshuffle")),
+    Candidate("zstd3 bitshuffle 4096² (reference)", BandEncoding(4096, "zstd", 3, "bitshuffle", 0)),
+    Candidate("zstd3 bitshuffle 2048²", BandEncoding(2048, "zstd", 3, "bitshuffle", 0)),
+    Candidate("zstd3 bitshuffle 3660²", BandEncoding(3660, "zstd", 3, "bitshuffle", 0)),
+    Candidate("zstd3 bitshuffle 2196²", BandEncoding(2196, "zstd", 3, "bitshuffle", 0)),
+    Candidate("zstd3 bitshuffle 2196², 1 MiB blocks (default)", BandEncoding()),
+    Candidate("zstd1 bitshuffle 3660²", BandEncoding(3660, "zstd", 1, "bitshuffle", 0)),
+    Candidate("zstd5 bitshuffle 3660²", BandEncoding(3660, "zstd", 5, "bitshuffle", 0)),
+    Candidate("lz4 shuffle 3660²", BandEncoding(3660, "lz4", 5, "shuffle", 0)),
+    Candidate("lz4 bitshuffle 3660²", BandEncoding(3660, "lz4", 5, "bitshuffle", 0)),
+    Candidate("lz4 bitshuffle 2048²", BandEncoding(2048, "lz4", 5, "bitshuffle", 0)),
 ]
 
 
