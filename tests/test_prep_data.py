@@ -113,7 +113,7 @@ def test_dry_run_lists_without_staging(
     ("extra", "message"),
     [
         ([], "say what to stage"),
-        (["--aux"], "--aux is not available yet"),
+        (["--aux", "--offline"], "cannot run with --offline"),
         (["--optical", "--offline"], "cannot run with --offline"),
         (["--optical", "--no-raw-data-store"], "--no-raw-data-store keeps nothing"),
         (["--optical", "--raw-data-source", "gee"], "not available yet"),
@@ -170,7 +170,8 @@ def test_readiness_offline_lists_everything_missing(
     tile = manifest(sandbox_world)["main_tile"]
     staged = expected_scenes(sandbox_world, tile)[:1]
     code, _, _ = run(
-        ["inference", "prep-data", "sentinel2", "--scene-ids", *staged, "--optical"], capsys
+        ["inference", "prep-data", "sentinel2", "--scene-ids", *staged, "--optical", "--aux"],
+        capsys,
     )
     assert code == 0
     other = next(s["id"] for s in manifest(sandbox_world)["scenes"] if s["tile"] != tile)

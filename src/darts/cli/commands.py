@@ -10,7 +10,14 @@ from collections.abc import Callable
 
 from darts.cli.parser import Command, CommandContext
 from darts.sandbox.options import SandboxOptions
-from darts.settings.pipeline import Connectivity, Filters, Selection, Staging
+from darts.settings.pipeline import (
+    Connectivity,
+    Filters,
+    SavedSceneIds,
+    Selection,
+    Staging,
+)
+from darts.settings.processing import Export, Models, Postprocess, Terrain
 from darts.settings.resolve import CommandSpec
 from darts.settings.sections import DefaultDirs, Endpoints, Network, Storage
 
@@ -43,18 +50,60 @@ ALL_COMMANDS: list[Command] = [
     Command(
         CommandSpec(
             ("inference", "prep-data", "sentinel2"),
-            (Selection, Filters, Staging, Storage, Connectivity, DefaultDirs, Endpoints, Network),
+            (
+                Selection,
+                Filters,
+                Staging,
+                SavedSceneIds,
+                Storage,
+                Terrain,
+                Connectivity,
+                DefaultDirs,
+                Endpoints,
+                Network,
+            ),
         ),
-        help="stage Sentinel-2 scenes (and later auxiliary data) for offline runs",
+        help="stage Sentinel-2 scenes and auxiliary data (ArcticDEM, TCVIS) for offline runs",
         handler=_lazy("darts.cli.inference", "prep_data_sentinel2"),
     ),
     Command(
         CommandSpec(
             ("inference", "readiness", "sentinel2"),
-            (Selection, Staging, Storage, Connectivity, DefaultDirs, Endpoints, Network),
+            (
+                Selection,
+                Staging,
+                SavedSceneIds,
+                Storage,
+                Terrain,
+                Connectivity,
+                DefaultDirs,
+                Endpoints,
+                Network,
+            ),
         ),
         help="check, without network, that everything an offline run needs is staged",
         handler=_lazy("darts.cli.inference", "readiness_sentinel2"),
+    ),
+    Command(
+        CommandSpec(
+            ("inference", "sentinel2-sequential"),
+            (
+                Selection,
+                Filters,
+                SavedSceneIds,
+                Storage,
+                Terrain,
+                Models,
+                Postprocess,
+                Export,
+                Connectivity,
+                DefaultDirs,
+                Endpoints,
+                Network,
+            ),
+        ),
+        help="segment thaw slumps in Sentinel-2 scenes, one scene after another",
+        handler=_lazy("darts.cli.inference_run", "sentinel2_sequential"),
     ),
     Command(
         CommandSpec(("sandbox", "build"), (DefaultDirs, SandboxOptions)),

@@ -8,7 +8,8 @@ from typing import Any
 
 from darts.cli.parser import CommandContext
 from darts.errors import ConfigError
-from darts.settings.pipeline import Filters, Selection, Staging
+from darts.settings.pipeline import Filters, SavedSceneIds, Selection, Staging
+from darts.settings.processing import Terrain
 from darts.settings.resolve import Resolved
 from darts.settings.sections import Storage
 
@@ -55,11 +56,6 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         raise ConfigError(
             "say what to stage: --optical (Sentinel-2 scenes), --aux (ArcticDEM and TCVIS), or both"
         )
-    if staging.aux:
-        raise ConfigError(
-            "--aux is not available yet: auxiliary-data staging (ArcticDEM, TCVIS) is "
-            "still being built; run with --optical only for now"
-        )
     source = settings.get(Storage).raw_data_source
     if source != "cdse":
         raise ConfigError(
@@ -72,7 +68,10 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         bands=staging.bands,
         optical=staging.optical,
         dry_run=staging.dry_run,
-        scene_id_file_out=staging.prep_data_scene_id_file,
+        scene_id_file_out=settings.get(SavedSceneIds).prep_data_scene_id_file,
+        aux=staging.aux,
+        aux_buffer_m=settings.get(Terrain).aux_buffer_m,
+        arcticdem_resolution=settings.get(Storage).arcticdem_resolution,
     )
     bars = _ProgressBars(enabled=not staging.dry_run)
     try:
@@ -83,19 +82,65 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
     if report.scene_id_file:
         print(f"scene ids ({len(report.scene_ids)}) written to {report.scene_id_file}")
     if report.dry_run:
-        _print_plan(report)
+        if request.optical:
+            _print_plan(report)
+        _print_aux_plan(report)
     else:
-        _print_outcomes(report)
+        if request.optical:
+            _print_outcomes(report)
+        _print_aux_outcomes(report)
     report_path = staging.report_file or (
         runtime.paths.log_dir / f"prep-data-{run_started_stamp()}.json"
     )
     if not report.dry_run or staging.report_file:
         written = write_report(report, report_path)
         print(f"report: {written}")
+    failed = False
     if report.failed:
         print(f"{len(report.failed)} scene(s) failed", file=sys.stderr)
-        return 1
-    return 0
+        failed = True
+    if report.aux_failed:
+        tiles = sum(len(t) for t in report.aux_failed.values())
+        print(f"{tiles} auxiliary tile(s) failed", file=sys.stderr)
+        failed = True
+    return 1 if failed else 0
+
+
+def _print_aux_plan(report) -> None:
+    if not report.aux_plan:
+        return
+    rows = [("cube", "tiles", "staged", "to fetch", "cube growth (est.)")]
+    for need in report.aux_plan:
+        rows.append(
+            (
+                need["cube"],
+                str(len(need["tiles"])),
+                str(len(need["tiles"]) - len(need["missing"])),
+                " ".join(need["missing"]) or "-",
+                _size(need["bytes_estimate"]),
+            )
+        )
+    _table(rows)
+
+
+def _print_aux_outcomes(report) -> None:
+    if not report.aux_outcomes:
+        return
+    rows = [("cube", "fetched", "cached", "failed", "time")]
+    for outcome in report.aux_outcomes:
+        rows.append(
+            (
+                outcome["cube"],
+                str(len(outcome["fetched"])),
+                str(len(outcome["cached"])),
+                str(len(outcome["failed"])),
+                f"{outcome['seconds']:.1f} s",
+            )
+        )
+    _table(rows)
+    for outcome in report.aux_outcomes:
+        for tile, reason in outcome["failed"].items():
+            print(f"  {outcome['cube']} tile {tile}: {reason}")
 
 
 def _print_plan(report) -> None:
@@ -214,8 +259,12 @@ def readiness_sentinel2(ctx: CommandContext) -> int:
         )
     scene_ids = _offline_scene_ids(settings, discover_offline)
     bands = normalize_bands(settings.get(Staging).bands)
-    readiness = optical_readiness(SceneStore(runtime.paths.raw_data_store), scene_ids, bands)
+    store = SceneStore(runtime.paths.raw_data_store)
+    readiness = optical_readiness(store, scene_ids, bands)
+    _add_aux_gaps(readiness, settings, runtime, store, scene_ids)
     print(f"raw-data store: {runtime.paths.raw_data_store}")
+    print(f"ArcticDEM cube: {runtime.paths.arcticdem_dir}")
+    print(f"TCVIS cube: {runtime.paths.tcvis_dir}")
     print(f"bands: {', '.join(bands)}")
     print(readiness.summary())
     report_file = settings.get(Staging).report_file
@@ -224,12 +273,30 @@ def readiness_sentinel2(ctx: CommandContext) -> int:
     if not readiness.ok:
         print(
             "not ready: stage the missing items with `darts inference prep-data "
-            "sentinel2 ... --optical` on a machine with internet",
+            "sentinel2 ... --optical --aux` on a machine with internet",
             file=sys.stderr,
         )
         return 1
     print("ready for an offline run")
     return 0
+
+
+def _add_aux_gaps(readiness, settings: Resolved, runtime, store, scene_ids) -> None:
+    """Add every auxiliary tile the scenes need that the cubes lack (per scene), and
+    move scenes with such gaps out of the ready list."""
+    from darts.net.http import HttpClient
+    from darts.pipelines.aux_data import AuxCubes, aux_gaps
+    from darts.pipelines.aux_regions import regions_for_scenes
+
+    items = [item for item in (store.item(s) for s in scene_ids) if item is not None]
+    if not items:
+        return
+    with HttpClient(runtime.net) as http:
+        cubes = AuxCubes(runtime, http, resolution_m=settings.get(Storage).arcticdem_resolution)
+        gaps = aux_gaps(cubes, regions_for_scenes(items), settings.get(Terrain).aux_buffer_m)
+    readiness.gaps.extend(gaps)
+    not_ready = {gap.scene_id for gap in gaps}
+    readiness.ready = [s for s in readiness.ready if s not in not_ready]
 
 
 def _offline_scene_ids(settings: Resolved, discover_offline) -> list[str]:
@@ -238,7 +305,7 @@ def _offline_scene_ids(settings: Resolved, discover_offline) -> list[str]:
     from darts.sources.query import SceneSelection
 
     selection = _selection(settings)
-    saved = settings.get(Staging).prep_data_scene_id_file
+    saved = settings.get(SavedSceneIds).prep_data_scene_id_file
     if selection.needs_search and saved is not None:
         selection = SceneSelection(scene_id_file=saved)
     return discover_offline(selection)

@@ -43,6 +43,9 @@ class PrepDataRequest:
     optical: bool
     dry_run: bool = False
     scene_id_file_out: Path | None = None
+    aux: bool = False
+    aux_buffer_m: float = 120.0
+    arcticdem_resolution: int = 10
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,22 @@ class PrepDataReport:
     scene_id_file: str | None = None
     dry_run: bool = False
     finished: str | None = None
+    aux_plan: list[dict[str, Any]] = field(default_factory=list)
+    aux_outcomes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> list[SceneOutcome]:
         return [o for o in self.outcomes if o.status in ("failed", "partial")]
 
+    @property
+    def aux_failed(self) -> dict[str, dict[str, str]]:
+        """Cube label -> {tile: reason} for every auxiliary tile that failed."""
+        return {o["cube"]: o["failed"] for o in self.aux_outcomes if o["failed"]}
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["failed_count"] = len(self.failed)
+        data["aux_failed_count"] = sum(len(f) for f in self.aux_failed.values())
         data["ready"] = [o.scene_id for o in self.outcomes if o.status in ("cached", "downloaded")]
         return data
 
@@ -130,6 +141,8 @@ def run_prep_data(
         write_scene_id_file(request.scene_id_file_out, report.scene_ids)
         report.scene_id_file = str(request.scene_id_file_out)
 
+    if request.aux:
+        _stage_aux(request, runtime, items, report, emit)
     store = SceneStore(runtime.paths.raw_data_store) if runtime.paths.raw_data_store else None
     if store is None or not request.optical:
         return _finish(report)
@@ -170,6 +183,46 @@ def run_prep_data(
         report.outcomes.append(outcome)
         emit("scene_done", asdict(outcome))
     return _finish(report)
+
+
+def _stage_aux(
+    request: PrepDataRequest,
+    runtime: Runtime,
+    items: Sequence[Mapping[str, Any]],
+    report: PrepDataReport,
+    emit: ProgressSink,
+) -> None:
+    """Plan (and unless dry-run, fill) both cubes for the regions the run will read:
+    MGRS tile footprints for a tile selection, else the discovered scenes' footprints
+    (for an AOI too: the scenes reach beyond the AOI and are processed whole)."""
+    from darts.pipelines.aux_data import AuxCubes
+    from darts.pipelines.aux_regions import regions_for_scenes, regions_for_tiles
+
+    if request.selection.tile_ids:
+        regions = regions_for_tiles(list(request.selection.tile_ids), items)
+    else:
+        regions = regions_for_scenes(items)
+    with HttpClient(runtime.net) as http:
+        cubes = AuxCubes(runtime, http, resolution_m=request.arcticdem_resolution)
+        needs = cubes.plan(regions, request.aux_buffer_m)
+        report.aux_plan = [
+            {
+                "cube": need.label,
+                "location": cubes.location(need.key),
+                "group": need.key.group,
+                "tiles": need.tiles,
+                "missing": need.missing,
+                "bytes_estimate": need.bytes_estimate,
+            }
+            for need in needs
+        ]
+        emit("aux_plan", {"needs": report.aux_plan})
+        if request.dry_run:
+            return
+        outcomes = cubes.stage(
+            needs, on_tile=lambda cube, tile: emit("aux_tile", {"cube": cube, "tile": tile})
+        )
+        report.aux_outcomes = [outcome.to_json() for outcome in outcomes]
 
 
 def plan_scene(item: Mapping[str, Any], bands: Sequence[str], store: SceneStore) -> ScenePlan:

@@ -19,7 +19,15 @@ from pathlib import Path
 from darts.errors import ConfigError
 from darts.sandbox.servers.faults import FaultConfig
 
-SERVER_NAMES = ("cdse-stac", "s3", "pgc-stac", "pgc-data", "tcvis-stac", "tcvis-data")
+SERVER_NAMES = (
+    "cdse-stac",
+    "s3",
+    "pgc-stac",
+    "pgc-data",
+    "tcvis-stac",
+    "tcvis-data",
+    "earthengine",
+)
 
 
 def load_faults(path: Path | None, latency_ms: float = 0.0) -> dict[str, FaultConfig]:

@@ -2,17 +2,20 @@
 
 One :class:`Sandbox` starts, on free loopback ports:
 
-=============  ==========================================================
-``cdse-stac``  CDSE STAC API (``/v1/``), collections sentinel-2-l2a and
-               sentinel-2-global-mosaics
-``s3``         S3 API (moto) with bucket ``eodata``; refuses unsigned or
-               wrongly signed requests
-``pgc-stac``   PGC STAC API (``/api/v1/``), ArcticDEM mosaic collections
-``pgc-data``   anonymous byte-range HTTP for the ArcticDEM COGs and the
-               mosaic index zip
-``tcvis-stac`` TCVIS mirror STAC API (``/stac/v1/``)
-``tcvis-data`` anonymous byte-range HTTP for the TCVIS COGs
-=============  ==========================================================
+===============  ==========================================================
+``cdse-stac``    CDSE STAC API (``/v1/``), collections sentinel-2-l2a and
+                 sentinel-2-global-mosaics
+``s3``           S3 API (moto) with bucket ``eodata``; refuses unsigned or
+                 wrongly signed requests
+``pgc-stac``     PGC STAC API (``/api/v1/``), ArcticDEM mosaic collections
+``pgc-data``     anonymous byte-range HTTP for the ArcticDEM COGs and the
+                 mosaic index zip
+``tcvis-stac``   TCVIS mirror STAC API (``/stac/v1/``)
+``tcvis-data``   anonymous byte-range HTTP for the TCVIS COGs
+``earthengine``  Earth Engine REST (``image:computePixels`` over the TCVIS
+                 COGs) and the OAuth2 token endpoint (``/token``) of a
+                 service account made for this sandbox
+===============  ==========================================================
 
 Each server is wrapped in a fault injector (off unless configured) that also records
 every request, so tests can count downloads and the reliability suite can inject
@@ -22,6 +25,7 @@ every request, so tests can count downloads and the reliability suite can inject
 from __future__ import annotations
 
 import configparser
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +38,8 @@ from darts.sandbox.layout import (
     TCVIS_DATA_PLACEHOLDER,
     WorldLayout,
 )
+from darts.sandbox.servers.earthengine import EarthEngineApp
+from darts.sandbox.servers.ee_auth import SandboxServiceAccount, TokenIssuer
 from darts.sandbox.servers.faults import FaultConfig, FaultInjector
 from darts.sandbox.servers.pgc import pgc_data_app
 from darts.sandbox.servers.runner import ServerThread
@@ -74,6 +80,8 @@ class SandboxEndpoints:
     tcvis_stac_url: str
     pgc_data_url: str
     tcvis_data_url: str
+    earth_engine_url: str
+    ee_project: str
 
 
 class Sandbox:
@@ -97,6 +105,9 @@ class Sandbox:
         self.credentials = credentials or SandboxCredentials()
         self._faults = dict(faults or {})
         self._seed = seed
+        # One key per sandbox: a key file from another sandbox must not work here.
+        self.service_account = SandboxServiceAccount.generate()
+        self.token_issuer = TokenIssuer(self.service_account)
         self._servers: dict[str, ServerThread] = {}
         self._injectors: dict[str, FaultInjector] = {}
 
@@ -129,6 +140,7 @@ class Sandbox:
         tcvis_config.href_rewrites[TCVIS_DATA_PLACEHOLDER] = self._servers["tcvis-data"].url + "/"
         self._serve("tcvis-stac", StacApiApp(tcvis_config))
         self._serve("cdse-stac", StacApiApp(cdse_stac_config(layout)))
+        self._serve("earthengine", EarthEngineApp(layout.tcvis_data, self.token_issuer))
 
     def _serve(self, name: str, app: object) -> None:
         injector = FaultInjector(app, name, self._faults.get(name), seed=self._seed)
@@ -183,12 +195,20 @@ class Sandbox:
             tcvis_stac_url=self.url("tcvis-stac") + "/stac/v1/",
             pgc_data_url=self.url("pgc-data"),
             tcvis_data_url=self.url("tcvis-data"),
+            earth_engine_url=self.url("earthengine"),
+            ee_project=self.service_account.project,
         )
+
+    def ee_key_file(self) -> dict[str, str]:
+        """The sandbox service account as a Google key file (JSON object); its
+        token_uri is this sandbox's Earth Engine stand-in."""
+        return self.service_account.key_file(self.url("earthengine") + "/token")
 
     def write_config(self, path: Path) -> Path:
         """Write a darts TOML config pointing at this sandbox, plus an AWS credentials
         file beside it holding the dummy keys (the config names the profile, so the
-        keys never appear in darts' own settings or output)."""
+        keys never appear in darts' own settings or output), and the sandbox's
+        service-account key file for Earth Engine."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         credentials_file = path.with_name(path.stem + "-aws-credentials")
@@ -198,6 +218,8 @@ class Sandbox:
             "aws_secret_access_key": self.credentials.secret_access_key,
         }
         _write_atomically(credentials_file, _ini_text(parser))
+        ee_key_file = path.with_name(path.stem + "-ee-service-account.json")
+        _write_atomically(ee_key_file, json.dumps(self.ee_key_file(), indent=2), private=True)
         ep = self.endpoints
         lines = [
             "# Written by `darts sandbox serve`: points darts at local stand-ins.",
@@ -210,6 +232,10 @@ class Sandbox:
             f'tcvis-stac-url = "{ep.tcvis_stac_url}"',
             f'aws-profile = "{SANDBOX_PROFILE}"',
             f'aws-credentials-file = "{credentials_file.resolve()}"',
+            f'earth-engine-url = "{ep.earth_engine_url}"',
+            f'ee-project = "{ep.ee_project}"',
+            f'ee-credentials-file = "{ee_key_file.resolve()}"',
+            'tcvis-source = "gee"',
             "",
         ]
         _write_atomically(path, "\n".join(lines))
@@ -224,7 +250,14 @@ def _ini_text(parser: configparser.ConfigParser) -> str:
     return buffer.getvalue()
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str, *, private: bool = False) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    if private:
+        # Owner-only from the start: a key file others can read is a leaked key
+        # (even a sandbox key should not teach otherwise).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    else:
+        tmp.write_text(text)
     os.replace(tmp, path)

@@ -71,14 +71,26 @@ class Staging(Section):
         help="bands to stage (SCL_20m is always added); names like B05, B05_20m, red, or all",
         metavar="BAND",
     )
-    prep_data_scene_id_file: Path | None = option(
-        None, help="write the discovered scene ids here (JSON array)", metavar="FILE"
-    )
     dry_run: bool = option(
         False, help="list what would be staged and the bytes to download, then stop"
     )
     report_file: Path | None = option(
         None,
         help="machine-readable report (default: <log-dir>/prep-data-<time>.json)",
+        metavar="FILE",
+    )
+
+
+@dataclass(frozen=True)
+class SavedSceneIds(Section):
+    """The scene-id file prep-data writes and offline runs read back, so a tile or
+    AOI selection needs no catalogue search on the offline machine."""
+
+    SECTION = "pipeline"
+
+    prep_data_scene_id_file: Path | None = option(
+        None,
+        help="prep-data writes the discovered scene ids here (JSON array); offline runs "
+        "with --tile-ids/--aoi-file read them back",
         metavar="FILE",
     )

@@ -150,6 +150,23 @@ class Resolved:
     def origin_of(self, section: type[Section], name: str) -> str:
         return self.origin.get(f"{section.SECTION}.{name.replace('_', '-')}", "default")
 
+    def to_document(self) -> dict[str, dict[str, Any]]:
+        """Every option as ``{dotted name: {"value", "origin"}}``, JSON-ready (paths as
+        text): what a run records so it can be understood and repeated later."""
+        document: dict[str, dict[str, Any]] = {}
+        for section, values in self.sections.items():
+            for spec in specs_of(section):
+                value = getattr(values, spec.field)
+                if isinstance(value, list):
+                    value = [str(v) if isinstance(v, Path) else v for v in value]
+                elif isinstance(value, Path):
+                    value = str(value)
+                document[spec.dotted] = {
+                    "value": value,
+                    "origin": self.origin_of(section, spec.field),
+                }
+        return dict(sorted(document.items()))
+
 
 def resolve(
     command: CommandSpec,

@@ -76,10 +76,29 @@ class Endpoints(Section):
         help="Earth Engine API base URL",
         metavar="URL",
     )
+    ee_project: str | None = option(
+        None,
+        env="EE_PROJECT",
+        help="Google Cloud project registered for Earth Engine (needed with --tcvis-source gee)",
+        metavar="PROJECT",
+    )
+    ee_credentials_file: Path | None = option(
+        None,
+        env="GOOGLE_APPLICATION_CREDENTIALS",
+        help="Earth Engine credentials: a service-account key JSON, or a file holding an "
+        "access token (e.g. from `gcloud auth print-access-token`)",
+        metavar="PATH",
+    )
+    tcvis_source: str = option(
+        "gee",
+        env="DARTS_TCVIS_SOURCE",
+        choices=("gee", "stac"),
+        help="where TCVIS tiles come from: Earth Engine, or the STAC mirror at --tcvis-stac-url",
+    )
     tcvis_stac_url: str | None = option(
         None,
         env="DARTS_TCVIS_STAC_URL",
-        help="a TCVIS mirror published as STAC + COG (default: none, use Earth Engine)",
+        help="STAC API of a TCVIS mirror (STAC + COG); required with --tcvis-source stac",
         metavar="URL",
     )
     aws_credentials_file: Path | None = option(

@@ -32,6 +32,33 @@ class CubeVariable:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+BloscCodecName = Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"]
+BloscShuffleName = Literal["auto", "shuffle", "bitshuffle", "noshuffle"]
+
+
+@dataclass(frozen=True)
+class CubeCompression:
+    """How a cube's chunks are compressed (Blosc). Not part of a cube's identity:
+    any compression reads back the same pixels, so a cube written with other settings
+    is still opened; new chunks are written with the settings stored in the cube.
+
+    ``shuffle="auto"`` picks bit-shuffle for 1-byte types (byte shuffle does nothing
+    there) and byte shuffle for wider ones (floats compress better byte-shuffled).
+    """
+
+    # lz4hc decodes 3-4x faster than zstd at a ratio within ~5 % of zstd level 3
+    # (cm-rounded float32 terrain, 2000² chunks: a 110 × 110 km read at 10 m took
+    # 0.24-0.31 s against 0.44-0.74 s on 2 cores); reads are what every scene pays,
+    # while the slower encode is paid once per tile.
+    codec: BloscCodecName = "lz4hc"
+    level: int = 5
+    shuffle: BloscShuffleName = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.level <= 9:
+            raise ValueError(f"Blosc compression level must be 0..9, got {self.level}")
+
+
 @dataclass(frozen=True)
 class CubeSpec:
     """Everything that must match between a cube on disk and the code opening it."""
@@ -41,6 +68,7 @@ class CubeSpec:
     variables: tuple[CubeVariable, ...]
     chunk: int  # square chunk edge in pixels
     attrs: dict[str, Any] = field(default_factory=dict)
+    compression: CubeCompression = field(default_factory=CubeCompression)
 
     def variable(self, name: str) -> CubeVariable:
         for variable in self.variables:

@@ -62,8 +62,8 @@ class NotStagedError(DartsError):
         self.readiness = readiness
         super().__init__(
             "offline run cannot start, data is missing (stage it with "
-            "`darts inference prep-data sentinel2 ... --optical` on a machine with "
-            "internet):\n" + readiness.summary()
+            "`darts inference prep-data sentinel2 ... --optical --aux` on a machine "
+            "with internet):\n" + readiness.summary()
         )
 
 

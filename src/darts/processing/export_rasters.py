@@ -1,0 +1,192 @@
+"""Cloud-Optimized GeoTIFFs of a scene result, on the scene's own CRS and grid.
+
+Encodings (what a GIS user gets):
+
+- ``probabilities.tif``: uint8 percent, ``round(p · 100)`` (nearest, ties to even),
+  0..100; 255 = nodata where there is no prediction (NaN) or the pixel is outside the
+  final valid mask. A percent byte is a quarter of the float32 size and 1 % steps are
+  far finer than the model's calibration.
+- ``binarized.tif``: uint8 1 = detection, 0 = no detection, 255 = nodata outside the
+  valid mask. processing.md only says "uint8 0/1"; the nodata value is our choice so
+  that "looked and found nothing" (0) and "could not look" (255) differ.
+- optional layers (optical, DEM derivatives, TCVIS): one band per variable, named by
+  its band description, float32 with NaN nodata (integer layers keep their type).
+
+All files are COGs written by GDAL's COG driver through rasterio: DEFLATE with a
+predictor, 512 px internal tiles, overviews down to one tile. Nothing here modifies
+the input arrays (pitfall 22): every encoding builds a new array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS as RioCRS
+
+from darts.processing.export_staging import staged
+from darts.processing.run_metadata import ExportError
+from darts.store.errors import StoreError
+from darts.store.georef import Grid, grid_of
+
+PROBABILITY_NODATA = 255
+BINARIZED_NODATA = 255
+_BLOCKSIZE = 512
+
+
+def scene_grid(result: xr.Dataset, name: str = "probabilities") -> Grid:
+    """The scene grid (shape, transform, CRS) from a variable's x/y coordinates and the
+    dataset's ``spatial_ref`` coordinate."""
+    if name not in result:
+        raise ExportError(f"the scene result has no {name!r} variable to take the grid from")
+    try:
+        return grid_of(name, result[name], {})
+    except StoreError as error:
+        raise ExportError(f"the scene result is not georeferenced: {error}") from None
+
+
+def encode_probabilities(probabilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """uint8 percent with :data:`PROBABILITY_NODATA` where NaN or not valid."""
+    p = np.asarray(probabilities)
+    keep = np.isfinite(p) & (np.asarray(valid) == 1)
+    out = np.full(p.shape, PROBABILITY_NODATA, dtype=np.uint8)
+    # Clipping guards against float noise just outside [0, 1] wrapping around in uint8.
+    out[keep] = np.rint(np.clip(p[keep], 0.0, 1.0) * 100.0).astype(np.uint8)
+    return out
+
+
+def encode_binarized(binarized: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """uint8 0/1 inside the valid mask, :data:`BINARIZED_NODATA` outside."""
+    detections = (np.asarray(binarized) == 1).astype(np.uint8)
+    return np.where(np.asarray(valid) == 1, detections, np.uint8(BINARIZED_NODATA))
+
+
+def rasterio_crs(grid: Grid) -> RioCRS:
+    # The EPSG code, when there is one, gives GIS tools a recognisable name.
+    return RioCRS.from_user_input(grid.crs_code) if grid.crs_code else RioCRS.from_wkt(grid.crs_wkt)
+
+
+def write_cog(
+    path: Path,
+    bands: Sequence[np.ndarray],
+    grid: Grid,
+    *,
+    nodata: float | None,
+    descriptions: Sequence[str],
+    overview_resampling: str,
+) -> Path:
+    """Write ``bands`` (2-D arrays of one dtype, on ``grid``) as a COG at ``path``."""
+    if not bands or len(bands) != len(descriptions):
+        raise ExportError(f"{path.name}: need one description per band and at least one band")
+    dtype = bands[0].dtype
+    for band in bands:
+        if band.shape != grid.shape or band.dtype != dtype:
+            raise ExportError(
+                f"{path.name}: bands must share dtype {dtype} and the grid shape {grid.shape}"
+            )
+    profile: dict[str, Any] = {
+        "driver": "COG",
+        "width": grid.shape[1],
+        "height": grid.shape[0],
+        "count": len(bands),
+        "dtype": dtype.name,
+        "crs": rasterio_crs(grid),
+        "transform": Affine(*grid.transform),
+        "nodata": nodata,
+        "compress": "DEFLATE",
+        # Horizontal (integer) / floating-point predictor: smooth fields compress better.
+        "predictor": "YES",
+        "blocksize": _BLOCKSIZE,
+        "overview_resampling": overview_resampling,
+        # A full scene of float32 optical bands is ~2 GB uncompressed.
+        "bigtiff": "IF_SAFER",
+    }
+    # The COG driver assembles the file when the dataset closes; the inner context
+    # exits first, so the file is complete before staging renames it.
+    with staged(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        for index, (band, description) in enumerate(zip(bands, descriptions, strict=True), 1):
+            dst.write(band, index)
+            dst.set_band_description(index, description)
+    return path
+
+
+def write_probabilities(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]:
+    encoded = encode_probabilities(result["probabilities"].values, result["valid"].values)
+    path = write_cog(
+        out_dir / "probabilities.tif",
+        [encoded],
+        grid,
+        nodata=PROBABILITY_NODATA,
+        descriptions=["probability_percent"],
+        # GDAL's averaging skips nodata, so overviews do not bleed 255 into the data.
+        overview_resampling="AVERAGE",
+    )
+    return [path]
+
+
+def write_binarized(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]:
+    encoded = encode_binarized(result["binarized"].values, result["valid"].values)
+    path = write_cog(
+        out_dir / "binarized.tif",
+        [encoded],
+        grid,
+        nodata=BINARIZED_NODATA,
+        descriptions=["detection"],
+        # Classes: an overview pixel must be one of 0/1, never an average.
+        overview_resampling="MODE",
+    )
+    return [path]
+
+
+def write_layers(
+    result: xr.Dataset,
+    grid: Grid,
+    path: Path,
+    names: Sequence[str],
+    *,
+    overview_resampling: str,
+) -> list[Path]:
+    """Write the variables of ``names`` that ``result`` holds as one multi-band COG.
+
+    Raises when none of them is present: the export was asked for explicitly, and an
+    empty or missing file would pass unnoticed.
+    """
+    present = [name for name in names if name in result.data_vars]
+    if not present:
+        raise ExportError(
+            f"cannot write {path.name}: the scene result has none of the variables "
+            f"{', '.join(names)}"
+        )
+    arrays = [np.asarray(result[name].values) for name in present]
+    dtypes = {a.dtype for a in arrays}
+    nodata: float | None
+    if len(dtypes) == 1 and next(iter(dtypes)).kind in "ui":
+        # Integer layers (e.g. TCVIS bytes) stay compact; their nodata, if declared.
+        nodata = _declared_nodata(result[present[0]])
+        bands = arrays
+    else:
+        nodata = float("nan")
+        bands = [a.astype(np.float32, copy=False) for a in arrays]
+    write_cog(
+        path,
+        bands,
+        grid,
+        nodata=nodata,
+        descriptions=present,
+        overview_resampling=overview_resampling,
+    )
+    return [path]
+
+
+def _declared_nodata(array: xr.DataArray) -> float | None:
+    for source in (array.attrs, array.encoding):
+        for key in ("_FillValue", "nodata", "missing_value"):
+            value = source.get(key)
+            if value is not None:
+                return float(value)
+    return None

@@ -1,0 +1,149 @@
+"""``thumbnail.png``: a quick look a person can check a scene's detections on.
+
+- Background: true colour from ``red``/``green``/``blue`` reflectance, block-averaged
+  down to at most :data:`THUMBNAIL_MAX_SIZE` px on the long side, with one robust
+  stretch (2nd..98th percentile of all three bands together, so the colour balance
+  is kept; a per-band stretch tints scenes dominated by snow or water). Pixels
+  without reflectance are black; areas outside the valid mask are shown at half
+  brightness, so one sees where the model could not report anything.
+- Without optical bands: the probabilities in grey, 0 → dark grey, 1 → white, no
+  prediction → black (so "probability 0" and "no data" stay distinguishable).
+- Detections: the outline of every object of the final detections (``binarized``
+  inside the valid mask: the pixels with probability ≥ the binarisation threshold
+  that survived postprocessing, i.e. the objects in ``prediction_segments``) in
+  :data:`OUTLINE_COLOUR`. An object smaller than a thumbnail pixel still shows as one
+  pixel, because a thumbnail pixel counts as detected if any scene pixel in it is.
+
+Rendering only reads the input; it never depends on other exports (pitfall 22).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from PIL import Image
+from scipy import ndimage
+
+from darts.processing.export_staging import staged
+from darts.processing.run_metadata import ExportError
+
+THUMBNAIL_MAX_SIZE = 1024
+THUMBNAIL_NAME = "thumbnail.png"
+# Magenta: next to nothing in tundra, water, snow or cloud has this colour.
+OUTLINE_COLOUR = (255, 0, 255)
+RGB_BANDS = ("red", "green", "blue")
+STRETCH_PERCENTILES = (2.0, 98.0)
+# Output rows reduced per step: bounds the temporary arrays to a strip of the scene
+# instead of a full-scene float copy per band.
+_ROWS_PER_STEP = 64
+
+
+def thumbnail_factor(shape: tuple[int, int]) -> int:
+    """The integer block size that brings the long side to at most the maximum."""
+    return max(1, math.ceil(max(shape) / THUMBNAIL_MAX_SIZE))
+
+
+def thumbnail_shape(shape: tuple[int, int]) -> tuple[int, int]:
+    return reduced_shape(shape, thumbnail_factor(shape))
+
+
+def reduced_shape(shape: tuple[int, ...], factor: int) -> tuple[int, int]:
+    return (math.ceil(shape[0] / factor), math.ceil(shape[1] / factor))
+
+
+def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """float32 mean of the finite values in each ``factor``×``factor`` block (edge
+    blocks are partial); NaN where a block has none."""
+    rows, cols = reduced_shape(array.shape, factor)
+    out = np.full((rows, cols), np.nan, dtype=np.float32)
+    for row0 in range(0, rows, _ROWS_PER_STEP):
+        row1 = min(rows, row0 + _ROWS_PER_STEP)
+        strip = _padded_strip(array, factor, row0, row1, cols, fill=np.nan)
+        finite = np.isfinite(strip)
+        shape = (row1 - row0, factor, cols, factor)
+        sums = np.where(finite, strip, 0.0).reshape(shape).sum(axis=(1, 3), dtype=np.float64)
+        counts = finite.reshape(shape).sum(axis=(1, 3))
+        has = counts > 0
+        out[row0:row1][has] = (sums[has] / counts[has]).astype(np.float32)
+    return out
+
+
+def block_any(mask: np.ndarray, factor: int) -> np.ndarray:
+    """True where any pixel of the ``factor``×``factor`` block is True."""
+    rows, cols = reduced_shape(mask.shape, factor)
+    out = np.zeros((rows, cols), dtype=bool)
+    for row0 in range(0, rows, _ROWS_PER_STEP):
+        row1 = min(rows, row0 + _ROWS_PER_STEP)
+        strip = _padded_strip(mask, factor, row0, row1, cols, fill=False)
+        out[row0:row1] = strip.reshape(row1 - row0, factor, cols, factor).any(axis=(1, 3))
+    return out
+
+
+def _padded_strip(
+    array: np.ndarray, factor: int, row0: int, row1: int, cols: int, *, fill: float | bool
+) -> np.ndarray:
+    """Input rows for output rows row0..row1, padded with ``fill`` to whole blocks."""
+    source = array[row0 * factor : row1 * factor]
+    dtype = bool if isinstance(fill, bool) else np.float32
+    strip = np.full(((row1 - row0) * factor, cols * factor), fill, dtype=dtype)
+    strip[: source.shape[0], : source.shape[1]] = source
+    return strip
+
+
+def stretch(bands: np.ndarray) -> np.ndarray:
+    """(3, H, W) float reflectance → (H, W, 3) uint8 with one joint percentile stretch."""
+    finite = bands[np.isfinite(bands)]
+    if finite.size == 0:
+        return np.zeros((*bands.shape[1:], 3), dtype=np.uint8)
+    low, high = (float(v) for v in np.percentile(finite, STRETCH_PERCENTILES))
+    if high <= low:
+        # A flat image: any positive span shows it as one grey instead of dividing by 0.
+        high = low + 1.0
+    scaled = np.clip((bands - low) / (high - low), 0.0, 1.0) * 255.0
+    image = np.where(np.isfinite(scaled), np.rint(scaled), 0.0).astype(np.uint8)
+    return np.moveaxis(image, 0, -1)
+
+
+def probability_grey(probabilities: np.ndarray) -> np.ndarray:
+    """(H, W) probabilities → (H, W, 3) uint8 grey: 0 → 64, 1 → 255, NaN → 0."""
+    grey = np.where(
+        np.isfinite(probabilities), 64.0 + np.clip(probabilities, 0.0, 1.0) * 191.0, 0.0
+    )
+    return np.repeat(np.rint(grey).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The pixels of ``mask`` that have an 8-neighbour outside it (or the image edge)."""
+    inner = ndimage.binary_erosion(mask, structure=np.ones((3, 3), dtype=bool), border_value=0)
+    return mask & ~inner
+
+
+def render_thumbnail(result: xr.Dataset) -> np.ndarray:
+    """The thumbnail as an (H, W, 3) uint8 array."""
+    for name in ("probabilities", "binarized", "valid"):
+        if name not in result.data_vars:
+            raise ExportError(f"cannot draw the thumbnail: the scene result has no {name!r}")
+    valid = np.asarray(result["valid"].values) == 1
+    factor = thumbnail_factor(valid.shape)
+    if all(name in result.data_vars for name in RGB_BANDS):
+        bands = np.stack([block_mean(np.asarray(result[n].values), factor) for n in RGB_BANDS])
+        image = stretch(bands)
+        # Below half valid: mostly outside the area the model may report on.
+        mostly_invalid = block_mean(valid.astype(np.float32), factor) < 0.5
+        image[mostly_invalid] //= 2
+    else:
+        image = probability_grey(block_mean(np.asarray(result["probabilities"].values), factor))
+    detections = (np.asarray(result["binarized"].values) == 1) & valid
+    image[outline(block_any(detections, factor))] = OUTLINE_COLOUR
+    return image
+
+
+def write_thumbnail(result: xr.Dataset, out_dir: Path) -> list[Path]:
+    path = out_dir / THUMBNAIL_NAME
+    image = Image.fromarray(render_thumbnail(result))
+    with staged(path) as tmp:
+        image.save(tmp, format="PNG")
+    return [path]

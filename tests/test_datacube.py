@@ -1,0 +1,415 @@
+"""Datacube in one process: create/open/mismatch, round trips, partial chunks, fill
+failures, offline completeness, empty tiles. Real Icechunk repositories in tmp_path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec
+
+from darts.errors import DartsError
+from darts.grid.cube import CubeGrid, Window
+from darts.net.errors import OfflineError, RemoteError
+from darts.net.guard import NetworkGate
+from darts.store.cube_spec import (
+    CubeCompression,
+    CubeSpec,
+    CubeVariable,
+    TileFetch,
+    tile_buffer,
+)
+from darts.store.datacube import Datacube
+from darts.store.datacube_errors import (
+    CubeFillError,
+    CubeMismatchError,
+    CubeNotFoundError,
+    CubeRegionError,
+    DatacubeError,
+    IncompleteCubeError,
+    NotACubeError,
+)
+from darts.store.datacube_records import TileRecord, node_name
+from darts.store.datacube_testing import PatternTileSource
+from darts.store.errors import StoreError
+
+# 1000² px of 10 m, chunks of 64 and tiles of 100: tiles share chunks everywhere.
+GRID = CubeGrid("EPSG:3413", -50_000.0, 60_000.0, 10.0, 1000, 1000)
+TILE = 100
+
+
+def make_spec(**changes: object) -> CubeSpec:
+    fields: dict[str, object] = {
+        "kind": "test-aux",
+        "grid": GRID,
+        "variables": (
+            CubeVariable("dem", "float32", math.nan, {"units": "m"}),
+            CubeVariable("cls", "uint8", 0),
+        ),
+        "chunk": 64,
+    }
+    fields.update(changes)
+    return CubeSpec(**fields)  # type: ignore[arg-type]
+
+
+SPEC = make_spec()
+
+
+def bounds_of(window: Window) -> tuple[float, float, float, float]:
+    return GRID.bounds_of(window)
+
+
+def assert_window(
+    cube: Datacube, source: PatternTileSource, window: Window, tiles: list[str] | None = None
+) -> None:
+    ds = cube.read(window)
+    for name in ("dem", "cls"):
+        np.testing.assert_array_equal(ds[name].values, source.expected(name, window, tiles))
+
+
+@pytest.fixture
+def cube(tmp_path: Path) -> Datacube:
+    return Datacube.open(tmp_path / "cube", SPEC)
+
+
+# -- opening --------------------------------------------------------------------------
+
+
+def test_open_creates_the_layout(tmp_path: Path) -> None:
+    cube = Datacube.open(tmp_path / "cube", SPEC)
+    assert cube.location == str(tmp_path / "cube")
+    assert cube.group == ""
+    assert cube.spec is SPEC
+    session = cube._repo.readonly_session(branch="main")
+    root = zarr.open_group(session.store, mode="r")
+    stored = root.attrs["darts_cube"]
+    assert stored["kind"] == "test-aux"
+    assert stored["grid"] == GRID.to_attrs()
+    assert stored["chunk"] == 64
+    assert stored["variables"][0] == {"name": "dem", "dtype": "float32", "fill_value": "NaN"}
+    dem = root["dem"]
+    assert isinstance(dem, zarr.Array)
+    assert dem.shape == (1000, 1000)
+    assert dem.chunks == (64, 64)
+    assert dem.metadata.dimension_names == ("y", "x")
+    assert math.isnan(dem.fill_value)
+    assert dem.attrs["units"] == "m"
+    codec = dem.compressors[0]
+    assert isinstance(codec, BloscCodec)
+    assert (codec.cname.value, codec.clevel, codec.shuffle.value) == ("lz4hc", 5, "shuffle")
+    cls_codec = root["cls"].compressors[0]  # type: ignore[union-attr]
+    assert cls_codec.shuffle.value == "bitshuffle"  # type: ignore[union-attr]
+    assert cube.records() == {}
+    # The lock lives next to the repository, the scratch folder too.
+    assert (tmp_path / "cube.lock").exists()
+    assert cube.scratch_dir() == tmp_path / ".cube.scratch"
+
+
+def test_reopen_existing_without_create(tmp_path: Path) -> None:
+    Datacube.open(tmp_path / "cube", SPEC)
+    again = Datacube.open(str(tmp_path / "cube"), SPEC, create=False)
+    assert again.records() == {}
+
+
+def test_compression_is_not_part_of_the_identity(tmp_path: Path) -> None:
+    Datacube.open(tmp_path / "cube", SPEC)
+    other = make_spec(compression=CubeCompression(codec="zstd", level=1))
+    Datacube.open(tmp_path / "cube", other)  # opens: the pixels mean the same
+
+
+def test_absent_cube_without_create(tmp_path: Path) -> None:
+    with pytest.raises(CubeNotFoundError, match=r"test-aux datacube at .*missing-cube") as info:
+        Datacube.open(tmp_path / "missing-cube", SPEC, create=False)
+    assert isinstance(info.value, DartsError)
+    assert isinstance(info.value, StoreError)
+    assert not (tmp_path / "missing-cube").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting", "stored", "wanted"),
+    [
+        ({"kind": "other"}, "kind", "test-aux", "other"),
+        ({"grid": CubeGrid("EPSG:3413", -50_000.0, 60_000.0, 32.0, 1000, 1000)}, "grid res",
+         "10.0", "32.0"),
+        ({"chunk": 128}, "chunk", "64", "128"),
+        ({"variables": (CubeVariable("dem", "float64", math.nan),)}, "variables",
+         "dem(float32, fill NaN)", "dem(float64, fill NaN)"),
+    ],
+)  # fmt: skip
+def test_mismatch_is_refused_and_names_both(
+    tmp_path: Path, changes: dict[str, object], setting: str, stored: str, wanted: str
+) -> None:
+    cube = Datacube.open(tmp_path / "cube", SPEC)
+    with pytest.raises(CubeMismatchError) as info:
+        Datacube.open(tmp_path / "cube", make_spec(**changes))
+    message = str(info.value)
+    assert str(tmp_path / "cube") in message
+    assert setting in info.value.differences
+    assert stored in message and wanted in message
+    assert "point the cube location elsewhere" in message
+    assert cube.records() == {}  # untouched, still opens with its own spec
+    Datacube.open(tmp_path / "cube", SPEC, create=False)
+
+
+def test_variable_order_does_not_matter(tmp_path: Path) -> None:
+    Datacube.open(tmp_path / "cube", SPEC)
+    Datacube.open(tmp_path / "cube", make_spec(variables=tuple(reversed(SPEC.variables))))
+
+
+def test_a_directory_with_other_content_is_never_touched(tmp_path: Path) -> None:
+    target = tmp_path / "not-a-cube"
+    target.mkdir()
+    (target / "precious.txt").write_text("keep me")
+    with pytest.raises(NotACubeError, match=r"not an Icechunk repository.*left untouched"):
+        Datacube.open(target, SPEC)
+    assert [p.name for p in target.iterdir()] == ["precious.txt"]
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(NotACubeError, match="is a file"):
+        Datacube.open(a_file, SPEC)
+
+
+def test_an_empty_directory_becomes_a_cube(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    Datacube.open(tmp_path / "empty", SPEC)
+
+
+def test_groups_side_by_side_never_nested(tmp_path: Path) -> None:
+    repo = tmp_path / "tcvis"
+    source = PatternTileSource(SPEC, TILE)
+    first = Datacube.open(repo, SPEC, group="2000-2019")
+    second = Datacube.open(repo, SPEC, group="2001-2020")
+    first.fill(["0_0"], source)
+    assert set(first.records()) == {"0_0"}
+    assert second.records() == {}
+    assert second.missing(["0_0"]) == ["0_0"]
+    assert np.isnan(second.read(Window(0, 10, 0, 10))["dem"].values).all()
+    with pytest.raises(NotACubeError, match="holds groups 2000-2019, 2001-2020"):
+        Datacube.open(repo, SPEC)  # a root cube would contain them
+    Datacube.open(tmp_path / "rooted", SPEC)
+    with pytest.raises(NotACubeError, match="nested"):
+        Datacube.open(tmp_path / "rooted", SPEC, group="2000-2019")
+    for bad in ("a/b", "_tiles", ".x"):
+        with pytest.raises(ValueError, match="cube group"):
+            Datacube.open(repo, SPEC, group=bad)
+
+
+def test_a_group_that_is_not_a_cube(tmp_path: Path) -> None:
+    cube = Datacube.open(tmp_path / "repo", SPEC, group="2000-2019")
+    session = cube._repo.writable_session("main")
+    zarr.open_group(session.store, mode="a").create_group("notes")
+    session.commit("someone else's group")
+    with pytest.raises(NotACubeError, match=r"'notes' .* is not a DARTS datacube"):
+        Datacube.open(tmp_path / "repo", SPEC, group="notes")
+
+
+# -- writing and reading --------------------------------------------------------------
+
+
+def test_fill_and_read_round_trip(cube: Datacube) -> None:
+    source = PatternTileSource(SPEC, TILE)
+    window = Window(30, 270, 45, 333)  # partial tiles, partial chunks
+    tiles = source.tiles_for(window)
+    seen: list[str] = []
+    records = cube.fill(tiles, source, on_tile=lambda tile, record: seen.append(tile))
+    assert [r.tile_id for r in records] == tiles
+    assert sorted(seen) == tiles
+    ds = cube.read(window)
+    assert ds.sizes == {"y": 240, "x": 288}
+    assert ds["dem"].dtype == np.float32 and ds["cls"].dtype == np.uint8
+    np.testing.assert_allclose(ds.x.values[:2], [-50_000 + 455.0, -50_000 + 465.0])
+    np.testing.assert_allclose(ds.y.values[:2], [60_000 - 305.0, 60_000 - 315.0])
+    assert ds.attrs["crs"] == "EPSG:3413"
+    assert ds.attrs["transform"] == [10.0, 0.0, -50_000 + 450.0, 0.0, -10.0, 60_000 - 300.0]
+    assert ds.attrs["cube_kind"] == "test-aux"
+    assert ds["dem"].attrs["units"] == "m"
+    assert ds["cls"].attrs["nodata"] == 0
+    assert_window(cube, source, window)
+    only = cube.read(window, ["cls"])
+    assert list(only.data_vars) == ["cls"]
+    # Outside the filled tiles: fill values, as stored.
+    outside = cube.read(Window(500, 520, 500, 520))
+    assert np.isnan(outside["dem"].values).all() and (outside["cls"].values == 0).all()
+
+
+def test_records_are_kept(cube: Datacube) -> None:
+    source = PatternTileSource(SPEC, TILE, empty=frozenset({"0_1"}))
+    cube.fill(["0_0", "0_1"], source)
+    records = Datacube.open(cube.location, SPEC, create=False).records()
+    filled, empty = records["0_0"], records["0_1"]
+    assert isinstance(filled, TileRecord)
+    assert filled.status == "filled" and empty.status == "empty"
+    assert filled.window == (0, 100, 0, 100) and empty.window == (0, 100, 100, 200)
+    assert filled.source == {"url": "https://tiles.example.invalid/0_0.tif", "pattern": "v1"}
+    assert filled.written_at.endswith("+00:00")
+    assert filled.darts_version
+
+
+def test_fill_skips_recorded_tiles(cube: Datacube) -> None:
+    source = PatternTileSource(SPEC, TILE)
+    cube.fill(["0_0", "0_1"], source)
+    assert cube.fill(["0_1", "0_2", "0_2"], source) == [cube.records()["0_2"]]
+    assert source.fetched.count("0_1") == 1
+    assert source.fetched.count("0_2") == 1
+
+
+def test_partial_chunk_neighbours_are_preserved(tmp_path: Path) -> None:
+    """Tiles 0_0 and 0_1 share the chunk column 64..128; each writer rewrites that
+    chunk from the tip, so the first tile's pixels survive the second's write."""
+    source = PatternTileSource(SPEC, TILE)
+    Datacube.open(tmp_path / "cube", SPEC).fill(["0_0"], source)
+    Datacube.open(tmp_path / "cube", SPEC).fill(["0_1", "1_0"], source)
+    cube = Datacube.open(tmp_path / "cube", SPEC)
+    assert_window(cube, source, Window(0, 200, 0, 200), ["0_0", "0_1", "1_0"])
+
+
+def test_empty_tile_writes_only_its_record(cube: Datacube) -> None:
+    window = PatternTileSource(SPEC, TILE).tile_window("2_2")
+    with tile_buffer(SPEC, window, cube.scratch_dir()) as buffer:
+        buffer.arrays["cls"][...] = 7  # data the source says to ignore
+        record = cube.write_tile("2_2", buffer, TileFetch("empty", {"why": "ocean"}))
+    assert record.status == "empty"
+    assert cube.records()["2_2"] == record
+    assert (cube.read(window)["cls"].values == 0).all()
+
+
+def test_write_tile_checks_the_buffer(cube: Datacube) -> None:
+    other = make_spec(variables=(CubeVariable("dem", "float64", math.nan),))
+    with (
+        tile_buffer(other, Window(0, 10, 0, 10), cube.scratch_dir()) as buffer,
+        pytest.raises(ValueError, match=r"'dem' is float64.*wants float32"),
+    ):
+        cube.write_tile("t", buffer, TileFetch("filled"))
+    only_dem = make_spec(variables=(SPEC.variables[0],))
+    with (
+        tile_buffer(only_dem, Window(0, 10, 0, 10), cube.scratch_dir()) as buffer,
+        pytest.raises(ValueError, match="buffer has no 'cls'"),
+    ):
+        cube.write_tile("t", buffer, TileFetch("filled"))
+    with (
+        tile_buffer(SPEC, Window(990, 1000, 990, 1000), cube.scratch_dir()) as buffer,
+        pytest.raises(ValueError, match="not plain JSON"),
+    ):
+        cube.write_tile("t", buffer, TileFetch("filled", {"bad": object()}))
+    assert cube.records() == {}
+
+
+def test_awkward_tile_ids(cube: Datacube) -> None:
+    names = {node_name(t) for t in ("a/b", "_x", "a%2Fb", "..", "45_12_1_1")}
+    assert len(names) == 5 and "45_12_1_1" in names
+    for tile in ("a/b", "_x", ".."):
+        with tile_buffer(SPEC, Window(0, 5, 0, 5), cube.scratch_dir()) as buffer:
+            cube.write_tile(tile, buffer, TileFetch("empty"))
+    assert set(cube.records()) == {"a/b", "_x", ".."}
+    assert cube.missing(["a/b", "a%2Fb", "_x"]) == ["a%2Fb"]
+
+
+def test_tile_buffers_are_removed(cube: Datacube) -> None:
+    source = PatternTileSource(SPEC, TILE, failing=frozenset({"0_1"}))
+    with pytest.raises(CubeFillError):
+        cube.fill(["0_0", "0_1", "0_2"], source)
+    assert list(cube.scratch_dir().iterdir()) == []
+
+
+def test_a_failing_tile_does_not_stop_the_others(cube: Datacube) -> None:
+    source = PatternTileSource(SPEC, TILE, failing=frozenset({"1_1", "0_2"}))
+    tiles = ["0_0", "0_1", "0_2", "1_0", "1_1", "1_2"]
+    with pytest.raises(CubeFillError) as info:
+        cube.fill(tiles, source)
+    error = info.value
+    assert list(error.failures) == ["0_2", "1_1"]
+    assert all(isinstance(e, RemoteError) for e in error.failures.values())
+    assert sorted(error.written) == ["0_0", "0_1", "1_0", "1_2"]
+    message = str(error)
+    assert "0_2: GET https://tiles.example.invalid/0_2.tif returned HTTP 503" in message
+    assert "1_1: GET" in message
+    assert set(cube.records()) == {"0_0", "0_1", "1_0", "1_2"}
+    assert cube.missing(tiles) == ["0_2", "1_1"]
+    # Fixed source: only the failed tiles are fetched again.
+    fixed = PatternTileSource(SPEC, TILE)
+    cube.fill(tiles, fixed)
+    assert sorted(fixed.fetched) == ["0_2", "1_1"]
+    assert_window(cube, fixed, Window(0, 200, 0, 300))
+
+
+# -- load: completeness ---------------------------------------------------------------
+
+
+def test_load_fetches_what_is_missing_once(cube: Datacube) -> None:
+    source = PatternTileSource(SPEC, TILE)
+    window = Window(150, 250, 150, 250)
+    ds = cube.load(bounds_of(window), source=source, fetch=True)
+    assert ds.sizes == {"y": 100, "x": 100}
+    assert sorted(source.fetched) == ["1_1", "1_2", "2_1", "2_2"]
+    np.testing.assert_array_equal(ds["dem"].values, source.expected("dem", window))
+    buffered = cube.load(bounds_of(window), 50.0, source=source, fetch=True)
+    assert buffered.sizes == {"y": 110, "x": 110}  # 5 px of 10 m on each side
+    assert len(source.fetched) == 4
+
+
+def test_offline_load_of_an_incomplete_region_lists_every_missing_tile(
+    cube: Datacube, offline_gate: NetworkGate, no_network: object
+) -> None:
+    source = PatternTileSource(SPEC, TILE)
+    window = Window(50, 350, 50, 250)  # tiles rows 0..3, cols 0..2
+    with offline_gate.offline_mode(False):
+        cube.fill(["0_0", "1_1"], source)
+    source.fetched.clear()
+    with pytest.raises(IncompleteCubeError) as info:
+        cube.load(bounds_of(window), source=source, fetch=False)
+    expected = [t for t in source.tiles_for(window) if t not in ("0_0", "1_1")]
+    assert info.value.missing == expected
+    message = str(info.value)
+    for tile in expected:
+        assert tile in message
+    assert "darts inference prep-data sentinel2 --aux" in message
+    assert "synthetic pattern tiles" in message
+    assert cube.location in info.value.cube
+    assert source.fetched == []
+    # Allowed to fetch but offline: every tile fails with OfflineError, none is written.
+    with pytest.raises(CubeFillError) as fill_info:
+        cube.load(bounds_of(window), source=source, fetch=True)
+    assert list(fill_info.value.failures) == expected
+    assert all(isinstance(e, OfflineError) for e in fill_info.value.failures.values())
+    assert "offline mode" in str(fill_info.value)
+    assert cube.missing(expected) == expected
+
+
+def test_empty_tiles_count_as_complete(cube: Datacube, offline_gate: NetworkGate) -> None:
+    source = PatternTileSource(SPEC, TILE, empty=frozenset({"0_1", "1_0"}))
+    window = Window(0, 200, 0, 200)
+    with offline_gate.offline_mode(False):
+        cube.fill(source.tiles_for(window), source)
+    ds = cube.load(bounds_of(window), source=source, fetch=False)
+    np.testing.assert_array_equal(ds["cls"].values, source.expected("cls", window))
+    assert (ds["cls"].values[0:100, 100:200] == 0).all()
+
+
+def test_load_outside_the_grid_is_a_clear_error(cube: Datacube) -> None:
+    source = PatternTileSource(SPEC, TILE)
+    with pytest.raises(CubeRegionError, match="does not overlap the test-aux datacube"):
+        cube.load((0.0, 0.0, 1.0e6, 1.0), source=source, fetch=True)
+    assert source.fetched == []
+    with pytest.raises(CubeRegionError):
+        cube.read(Window(990, 1010, 0, 10))
+
+
+def test_unknown_variable(cube: Datacube) -> None:
+    with pytest.raises(DatacubeError, match=r"no variable.*ndvi.*has dem, cls"):
+        cube.read(Window(0, 1, 0, 1), ["ndvi"])
+
+
+def test_large_tiles_are_copied_in_chunk_aligned_blocks(
+    cube: Datacube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from darts.store import datacube_copy
+
+    assert list(datacube_copy._aligned_spans(30, 300, 128)) == [(30, 128), (128, 256), (256, 300)]
+    # A budget of one float32 chunk: every block is one chunk, as for a 2 m tile.
+    monkeypatch.setattr(datacube_copy, "_WRITE_BLOCK_BYTES", 64 * 64 * 4)
+    source = PatternTileSource(SPEC, 350)
+    cube.fill(["0_0", "1_1"], source)
+    assert_window(cube, source, Window(0, 700, 0, 700), ["0_0", "1_1"])

@@ -1,0 +1,174 @@
+"""Datacube across processes and threads: concurrent writers of neighbouring and
+disjoint tiles, concurrent creators, and a writer killed in the middle of a commit.
+
+Children are started with multiprocessing's "spawn" (a fresh interpreter, as separate
+`darts` runs would be) and released together by an Event, so their writes overlap.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from darts.grid.cube import CubeGrid, Window
+from darts.store.cube_spec import CubeSpec, CubeVariable, TileFetch, tile_buffer
+from darts.store.datacube import Datacube
+from darts.store.datacube_testing import PatternTileSource
+
+GRID = CubeGrid("EPSG:3413", -50_000.0, 60_000.0, 10.0, 1000, 1000)
+SPEC = CubeSpec(
+    kind="test-aux",
+    grid=GRID,
+    variables=(CubeVariable("dem", "float32", math.nan), CubeVariable("cls", "uint8", 0)),
+    chunk=64,
+)
+TILE = 100
+CTX = multiprocessing.get_context("spawn")
+TIMEOUT_S = 120
+
+
+def _fill_child(location: str, tiles: list[str], delay_s: float, go: Event) -> None:
+    cube = Datacube.open(location, SPEC)
+    go.wait(TIMEOUT_S)
+    cube.fill(tiles, PatternTileSource(SPEC, TILE, delay_s=delay_s))
+
+
+def _create_child(location: str, go: Event) -> None:
+    go.wait(TIMEOUT_S)
+    Datacube.open(location, SPEC)
+
+
+def _killed_child(location: str, tile: str, flag: str) -> None:
+    import darts.store.datacube as datacube
+
+    def stop_before_commit(tile_id: str) -> None:
+        Path(flag).write_text(tile_id)
+        time.sleep(600)  # the parent SIGKILLs us here, holding the lock
+
+    datacube._before_commit = stop_before_commit
+    Datacube.open(location, SPEC).fill([tile], PatternTileSource(SPEC, TILE))
+
+
+def _run_together(targets: list[tuple[object, tuple[object, ...]]]) -> None:
+    go = CTX.Event()
+    procs = [CTX.Process(target=fn, args=(*args, go)) for fn, args in targets]  # type: ignore[arg-type]
+    for proc in procs:
+        proc.start()
+    go.set()
+    for proc in procs:
+        proc.join(TIMEOUT_S)
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+
+
+def assert_tiles(cube: Datacube, tiles: list[str]) -> None:
+    source = PatternTileSource(SPEC, TILE)
+    records = cube.records()
+    assert set(records) == set(tiles)
+    window = Window(0, 400, 0, 400)
+    ds = cube.read(window)
+    for name in ("dem", "cls"):
+        np.testing.assert_array_equal(ds[name].values, source.expected(name, window, tiles))
+
+
+def test_two_processes_write_neighbours_sharing_chunks(tmp_path: Path) -> None:
+    location = str(tmp_path / "cube")
+    Datacube.open(location, SPEC)
+    # 0_0 and 0_1 share chunk columns 64..128, 0_0 and 1_0 chunk rows 64..128.
+    _run_together(
+        [
+            (_fill_child, (location, ["0_0", "1_1"], 0.0)),
+            (_fill_child, (location, ["0_1", "1_0"], 0.0)),
+        ]
+    )
+    assert_tiles(Datacube.open(location, SPEC), ["0_0", "0_1", "1_0", "1_1"])
+
+
+@pytest.mark.slow
+def test_four_processes_write_disjoint_tiles(tmp_path: Path) -> None:
+    location = str(tmp_path / "cube")
+    Datacube.open(location, SPEC)
+    groups = [[f"{r}_{c}" for c in range(4)] for r in range(4)]  # one tile row each
+    _run_together([(_fill_child, (location, tiles, 0.01)) for tiles in groups])
+    cube = Datacube.open(location, SPEC)
+    assert_tiles(cube, [t for tiles in groups for t in tiles])
+    # Every tile is its own commit, none lost (pitfall 13): 1 create + 16 tiles + root.
+    commits = list(cube._repo.ancestry(branch="main"))
+    assert len(commits) == 18
+
+
+def test_two_processes_create_one_cube(tmp_path: Path) -> None:
+    location = str(tmp_path / "cube")
+    _run_together([(_create_child, (location,)), (_create_child, (location,))])
+    cube = Datacube.open(location, SPEC, create=False)
+    messages = [c.message for c in cube._repo.ancestry(branch="main")]
+    assert sum(m.startswith("darts: create") for m in messages) == 1
+
+
+def test_threads_share_one_cube(tmp_path: Path) -> None:
+    cube = Datacube.open(tmp_path / "cube", SPEC)
+    source = PatternTileSource(SPEC, TILE)
+    errors: list[BaseException] = []
+
+    def write(tiles: list[str]) -> None:
+        try:
+            cube.fill(tiles, source)
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in (["0_0", "1_1"], ["0_1", "1_0"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_S)
+    assert errors == []
+    assert_tiles(cube, ["0_0", "0_1", "1_0", "1_1"])
+
+
+def test_a_writer_killed_before_its_commit_leaves_no_record(tmp_path: Path) -> None:
+    location = str(tmp_path / "cube")
+    cube = Datacube.open(location, SPEC)
+    cube.fill(["0_0"], PatternTileSource(SPEC, TILE))
+    flag = tmp_path / "at-commit"
+    child = CTX.Process(target=_killed_child, args=(location, "0_1", str(flag)))
+    child.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not flag.exists():
+            assert child.is_alive() and time.monotonic() < deadline
+            time.sleep(0.02)
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.join(TIMEOUT_S)
+    assert child.exitcode == -signal.SIGKILL
+    # Its pixels were written into the repository but never committed: invisible.
+    assert cube.missing(["0_0", "0_1"]) == ["0_1"]
+    assert_tiles(cube, ["0_0"])
+    # The lock died with it; the tile is fetched and written again.
+    source = PatternTileSource(SPEC, TILE)
+    cube.fill(["0_0", "0_1"], source)
+    assert source.fetched == ["0_1"]
+    assert_tiles(Datacube.open(location, SPEC), ["0_0", "0_1"])
+
+
+def test_a_rewritten_tile_replaces_its_record(tmp_path: Path) -> None:
+    cube = Datacube.open(tmp_path / "cube", SPEC)
+    window = PatternTileSource(SPEC, TILE).tile_window("0_0")
+    with tile_buffer(SPEC, window, cube.scratch_dir()) as buffer:
+        first = cube.write_tile("0_0", buffer, TileFetch("empty", {"n": 1}))
+        second = cube.write_tile("0_0", buffer, TileFetch("empty", {"n": 2}))
+    assert first != second
+    assert cube.records() == {"0_0": second}

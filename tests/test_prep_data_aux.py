@@ -1,0 +1,143 @@
+"""`prep-data --aux` and the auxiliary half of the readiness check, against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from darts.cli.main import main
+from darts.grid.cube import Window
+from darts.net.guard import forbid_sockets, get_gate
+from darts.sandbox.layout import WorldLayout
+from darts.sandbox.service import Sandbox
+from darts.sources.arcticdem import arcticdem_spec
+from darts.sources.tcvis import tcvis_period, tcvis_spec
+from darts.store.datacube import Datacube
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_config: Path) -> Path:
+    monkeypatch.setenv("DARTS_CONFIG_FILE", str(sandbox_config))
+    monkeypatch.setenv("DARTS_DATA_DIR", str(tmp_path / "darts"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "DARTS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    yield tmp_path / "darts"
+    get_gate().set_offline(False)
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def main_scene(world: WorldLayout) -> dict:
+    manifest = json.loads(world.manifest.read_text())
+    tile = manifest["main_tile"]
+    return sorted(
+        (s for s in manifest["scenes"] if s["tile"] == tile and s["eo:cloud_cover"] <= 10),
+        key=lambda s: s["id"],
+    )[0]
+
+
+def aux_requests(sandbox: Sandbox) -> list[dict]:
+    return [
+        r
+        for name in ("pgc-data", "pgc-stac", "earthengine")
+        for r in sandbox.injector(name).requests()
+    ]
+
+
+def test_aux_staging_fills_both_cubes_once_and_readiness_sees_them(
+    sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys
+) -> None:
+    scene = main_scene(sandbox_world)
+    args = ["inference", "prep-data", "sentinel2", "--scene-ids", scene["id"]]
+
+    # Dry run: lists the tiles of both cubes and fetches no pixels.
+    sandbox.clear_requests()
+    code, out, _ = run([*args, "--aux", "--dry-run"], capsys)
+    assert code == 0
+    assert "ArcticDEM 10 m" in out and "TCVIS" in out
+    assert not any("computePixels" in r["path"] for r in aux_requests(sandbox))
+    assert not (data_dir / "auxiliary" / "arcticdem_10m.icechunk").exists()
+
+    code, out, err = run([*args, "--optical", "--aux"], capsys)
+    assert code == 0, err
+    dem = Datacube.open(data_dir / "auxiliary" / "arcticdem_10m.icechunk", arcticdem_spec(10))
+    filled = [r for r in dem.records().values() if r.status == "filled"]
+    assert filled, "the scene footprint lies on ArcticDEM tiles of the world"
+    year = int(scene["datetime"][:4])
+    period = tcvis_period(year)
+    tcvis = Datacube.open(data_dir / "auxiliary" / "tcvis.icechunk", tcvis_spec(), group=period)
+    assert tcvis.records()
+    # Periods live side by side in one repository, never nested (pitfall 12).
+    assert not (data_dir / "auxiliary" / "tcvis.icechunk" / period / "tcvis.icechunk").exists()
+    # The cube holds real heights where the tile was written.
+    record = filled[0]
+    window = record.pixel_window
+    middle = Window(
+        (window.row0 + window.row1) // 2 - 50,
+        (window.row0 + window.row1) // 2 + 50,
+        (window.col0 + window.col1) // 2 - 50,
+        (window.col0 + window.col1) // 2 + 50,
+    )
+    assert dem.read(middle)["datamask"].values.any() or record.source.get("valid_pixels", 0) > 0
+
+    # A re-run fetches nothing: the cubes are caches.
+    sandbox.clear_requests()
+    code, out, _ = run([*args, "--optical", "--aux"], capsys)
+    assert code == 0
+    assert not [
+        r
+        for r in aux_requests(sandbox)
+        if "computePixels" in r["path"] or r["path"].endswith(".tif")
+    ]
+
+    # Offline readiness covers both cubes and opens no socket.
+    with forbid_sockets() as audit:
+        code, out, _ = run(
+            ["inference", "readiness", "sentinel2", "--scene-ids", scene["id"]], capsys
+        )
+    assert audit.blocked == []
+    assert code == 0, out
+    assert "ready for an offline run" in out
+
+
+def test_readiness_lists_every_missing_aux_tile(
+    sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys
+) -> None:
+    scene = main_scene(sandbox_world)
+    code, _, err = run(
+        ["inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--optical"], capsys
+    )
+    assert code == 0, err
+    with forbid_sockets() as audit:
+        code, out, err = run(
+            ["inference", "readiness", "sentinel2", "--scene-ids", scene["id"]], capsys
+        )
+    assert audit.blocked == []
+    assert code == 1
+    assert f"{scene['id']}: ArcticDEM 10 m: tile(s)" in out
+    assert f"{scene['id']}: TCVIS " in out
+    assert "--aux" in err
+
+
+def test_aux_with_a_cube_of_another_resolution_is_one_clear_error(
+    sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys, tmp_path: Path
+) -> None:
+    scene = main_scene(sandbox_world)
+    cube_dir = tmp_path / "dem.icechunk"
+    Datacube.open(cube_dir, arcticdem_spec(32))
+    code, _, err = run(
+        [
+            "inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--aux",
+            "--arcticdem-dir", str(cube_dir),
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "Traceback" not in err
+    assert str(cube_dir) in err
