@@ -96,4 +96,5 @@ def test_selftest_passes_on_the_small_world(sandbox_world: WorldLayout, capsys) 
     out = capsys.readouterr().out
     assert code == 0, out
     assert "FAIL" not in out
-    assert "8 passed, 0 failed" in out
+    assert "9 passed, 0 failed" in out
+    assert "Earth Engine token exchange" in out

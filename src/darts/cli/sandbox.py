@@ -60,6 +60,7 @@ def serve(ctx: CommandContext) -> int:
             print(f"  ArcticDEM index  {ep.arcticdem_index_url}")
             print(f"  ArcticDEM COGs   {ep.pgc_data_url}/arcticdem/mosaics/v4.1/")
             print(f"  TCVIS STAC       {ep.tcvis_stac_url}")
+            print(f"  Earth Engine     {ep.earth_engine_url}  (project {ep.ee_project})")
             if options.config_out:
                 path = sandbox.write_config(options.config_out)
                 print(f"config written to {path}; use it with")

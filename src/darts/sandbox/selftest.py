@@ -41,6 +41,7 @@ def run_checks(sandbox: Sandbox) -> list[CheckResult]:
         ("PGC mosaic index zip", context.pgc_index),
         ("PGC STAC search + ArcticDEM COG range read", context.pgc_dem),
         ("TCVIS mirror STAC + COG range read", context.tcvis),
+        ("Earth Engine token exchange + computePixels", context.earth_engine),
     ]
     results = []
     for name, check in checks:
@@ -199,3 +200,43 @@ class _Context:
         ):
             count, crs = src.count, src.crs.to_string()
         return f"{len(collections)} collection(s); {item['id']}: {count} band(s), {crs}"
+
+    def earth_engine(self) -> str:
+        # The same path the TCVIS Earth Engine source takes: a service-account key
+        # exchanged for a token, then one small computePixels request as NPY.
+        from darts.net.earthengine import EarthEngineClient, affine_grid
+        from darts.net.google_auth import EarthEngineCredentials
+        from darts.sources.tcvis_gee import TCVIS_BANDS, TCVIS_EE_COLLECTIONS, mosaic_expression
+
+        key_file = self.sandbox.layout.root.parent / "selftest-ee-service-account.json"
+        key_file.write_text(json.dumps(self.sandbox.ee_key_file()))
+        try:
+            credentials = EarthEngineCredentials.from_file(key_file)
+        finally:
+            key_file.unlink()
+        client = EarthEngineClient(
+            self.endpoints.earth_engine_url, self.endpoints.ee_project, credentials, self.http
+        )
+        period = sorted(TCVIS_EE_COLLECTIONS)[-1]
+        bands = list(TCVIS_BANDS.values())
+        # 64 x 64 px of ~30 m in the middle of the sandbox's TCVIS coverage.
+        lon, lat = self._tcvis_centre()
+        step = 0.00027
+        grid = affine_grid(64, 64, (step, 0.0, lon, 0.0, -step, lat), "EPSG:4326")
+        pixels = client.compute_pixels(
+            mosaic_expression(TCVIS_EE_COLLECTIONS[period]),
+            grid=grid,
+            band_ids=bands,
+            purpose="selftest",
+        )
+        if pixels.shape != (64, 64):
+            raise AssertionError(f"computePixels answered {pixels.shape}, wanted (64, 64)")
+        valid = float(np.mean(np.asarray(pixels[bands[0]]) > 0))
+        return f"{period}: 64x64 px, {len(bands)} bands as NPY, {valid:.0%} non-zero"
+
+    def _tcvis_centre(self) -> tuple[float, float]:
+        client = open_stac(self.endpoints.tcvis_stac_url, self.net, purpose="selftest")
+        collections = [c.id for c in client.get_collections()]
+        item = next(client.search(collections=collections, max_items=1).items_as_dicts())
+        west, south, east, north = item["bbox"]
+        return (west + east) / 2, (south + north) / 2
