@@ -109,6 +109,25 @@ def test_four_processes_write_disjoint_tiles(tmp_path: Path) -> None:
     assert len(commits) == 18
 
 
+@pytest.mark.slow
+def test_four_processes_fill_overlapping_regions_once(tmp_path: Path) -> None:
+    location = str(tmp_path / "cube")
+    Datacube.open(location, SPEC)
+    # 3×3 tile blocks at four offsets: every inner tile is wanted by all four writers.
+    blocks = [
+        [f"{r + dr}_{c + dc}" for r in range(3) for c in range(3)]
+        for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1))
+    ]
+    _run_together([(_fill_child, (location, tiles, 0.02)) for tiles in blocks])
+    cube = Datacube.open(location, SPEC)
+    everything = sorted({t for tiles in blocks for t in tiles})
+    assert len(everything) == 16
+    assert_tiles(cube, everything)
+    messages = [c.message for c in cube._repo.ancestry(branch="main")]
+    written = [m.split()[2] for m in messages if m.startswith("darts: tile ")]
+    assert sorted(written) == everything, "every tile exactly once, none lost"
+
+
 def test_two_processes_create_one_cube(tmp_path: Path) -> None:
     location = str(tmp_path / "cube")
     _run_together([(_create_child, (location,)), (_create_child, (location,))])
@@ -157,11 +176,15 @@ def test_a_writer_killed_before_its_commit_leaves_no_record(tmp_path: Path) -> N
     # Its pixels were written into the repository but never committed: invisible.
     assert cube.missing(["0_0", "0_1"]) == ["0_1"]
     assert_tiles(cube, ["0_0"])
-    # The lock died with it; the tile is fetched and written again.
+    # Its tile buffer could not be removed by it...
+    assert [p.name.startswith(".tile-") for p in cube.scratch_dir().iterdir()] == [True]
+    # ...the lock died with it; the tile is fetched and written again, and the re-run
+    # removes the dead writer's buffer.
     source = PatternTileSource(SPEC, TILE)
     cube.fill(["0_0", "0_1"], source)
     assert source.fetched == ["0_1"]
     assert_tiles(Datacube.open(location, SPEC), ["0_0", "0_1"])
+    assert list(cube.scratch_dir().iterdir()) == []
 
 
 def test_a_rewritten_tile_replaces_its_record(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from darts.grid.cube import CubeGrid, Window
+from darts.store.scratch import buffer_prefix
 
 TileStatus = Literal["filled", "empty"]
 
@@ -120,7 +121,7 @@ def tile_buffer(spec: CubeSpec, window: Window, scratch_dir: Path) -> Iterator[T
     """A :class:`TileBuffer` in a private temporary folder under ``scratch_dir``,
     removed afterwards (also after a failure)."""
     scratch_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".tile-", dir=scratch_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=buffer_prefix(), dir=scratch_dir) as tmp:
         buffer = TileBuffer(spec, window, Path(tmp))
         try:
             yield buffer

@@ -375,9 +375,15 @@ class Datacube:
     # -- writing ----------------------------------------------------------------------
 
     @_translating("write into")
-    def write_tile(self, tile_id: str, buffer: TileBuffer, fetch: TileFetch) -> TileRecord:
+    def write_tile(
+        self, tile_id: str, buffer: TileBuffer, fetch: TileFetch, *, if_missing: bool = False
+    ) -> TileRecord:
         """Commit one fetched tile: its pixels (unless "empty") and its record, in one
-        commit; returns the record once it is verified on the branch tip."""
+        commit; returns the record once it is verified on the branch tip.
+
+        With ``if_missing``, a tile that another writer committed meanwhile is left as
+        it is and its record returned: checked on the tip under the lock (or redone after
+        an S3 conflict), so overlapping fills write every tile exactly once."""
         self._check_buffer(tile_id, buffer, fetch)
         source = normalise_source(tile_id, fetch.source)
         what = self.description
@@ -389,6 +395,8 @@ class Datacube:
                 # chunks are merged with what other tiles already wrote into them.
                 session = self._repo.writable_session(BRANCH)
                 cube = zarr.open_group(session.store, path=self.group, mode="r+")
+                if if_missing and (existing := self._record_in(session.store, tile_id)):
+                    return existing
                 if fetch.status == "filled":
                     copy_tile(cube, buffer, self.spec)
                 tiles = cube.require_group(TILES_GROUP)
@@ -423,12 +431,16 @@ class Datacube:
         (nothing cached from the commit that should have put it there)."""
         fresh = icechunk.Repository.open(self._storage, self._config)
         store = fresh.readonly_session(branch=BRANCH).store
-        path = f"{records_path(self.group)}/{node_name(record.tile_id)}"
+        return self._record_in(store, record.tile_id) == record
+
+    def _record_in(self, store: icechunk.IcechunkStore, tile_id: str) -> TileRecord | None:
+        """The record of ``tile_id`` in ``store``'s snapshot, if there is one."""
+        path = f"{records_path(self.group)}/{node_name(tile_id)}"
         try:
             node = zarr.open_group(store, path=path, mode="r")
         except FileNotFoundError:
-            return False
-        return TileRecord.from_attrs(dict(node.attrs), path) == record
+            return None
+        return TileRecord.from_attrs(dict(node.attrs), path)
 
     def _check_buffer(self, tile_id: str, buffer: TileBuffer, fetch: TileFetch) -> None:
         if fetch.status not in ("filled", "empty"):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from darts.store.cube_spec import CubeSpec, TileBuffer, TileFetch, TileSource, tile_buffer
 from darts.store.datacube_errors import CubeFillError
 from darts.store.datacube_records import TileRecord
+from darts.store.scratch import remove_stale_buffers
 
 if TYPE_CHECKING:
     from darts.store.datacube import Datacube
@@ -51,6 +52,7 @@ def fill_tiles(
     if not todo:
         return []
     scratch = cube.scratch_dir()
+    remove_stale_buffers(scratch)  # left by fills that were killed
     written: dict[str, TileRecord] = {}
     failures: dict[str, BaseException] = {}
     queue: Iterator[str] = iter(todo)
@@ -79,11 +81,9 @@ def fill_tiles(
                     continue
                 with staged.cleanup:
                     try:
-                        # Another process may have written it while we fetched.
-                        if cube.missing([tile]):
-                            record = cube.write_tile(tile, staged.buffer, staged.fetch)
-                        else:
-                            record = cube.records()[tile]
+                        # Another process may have written it while we fetched: the
+                        # write then keeps theirs (decided under the commit lock).
+                        record = cube.write_tile(tile, staged.buffer, staged.fetch, if_missing=True)
                     except Exception as error:
                         failures[tile] = error
                         continue
