@@ -304,7 +304,7 @@ def _expected_from_disk(
     return np.where(mask, dem, np.float32(np.nan)), mask.astype(np.uint8)
 
 
-@pytest.mark.parametrize(("resolution", "tile"), [(10, "40_18"), (32, "39_17")])
+@pytest.mark.parametrize(("resolution", "tile"), [(2, "40_18_1_1"), (10, "40_18"), (32, "39_17")])
 def test_fetch_copies_the_tile_pixel_for_pixel(
     sandbox: Sandbox,
     sandbox_world: WorldLayout,
@@ -335,7 +335,8 @@ def test_fetch_copies_the_tile_pixel_for_pixel(
     assert result.source["item_id"] == item_id
     assert result.source["collection"] == f"arcticdem-mosaics-v4.1-{resolution}m"
     assert result.source["valid_pixels"] == int(expected_mask.sum())
-    folder = sandbox_world.pgc_data / f"arcticdem/mosaics/v4.1/{resolution}m/{tile}"
+    supertile = pgc_grid.supertile_of(tile)
+    folder = sandbox_world.pgc_data / f"arcticdem/mosaics/v4.1/{resolution}m/{supertile}"
     published = json.loads((folder / f"{item_id}.json").read_text())
     for name in ("dem", "datamask"):
         asset = result.source["assets"][name]
