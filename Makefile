@@ -5,7 +5,7 @@ bootstrap:
 	@scripts/bootstrap
 
 demo: bootstrap
-	.venv/bin/darts sandbox selftest --world small
+	.venv/bin/darts demo
 
 test: bootstrap
 	.venv/bin/python -m pytest -q

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from darts.cli.parser import Command, CommandContext
+from darts.demo.options import DemoOptions
 from darts.sandbox.options import SandboxOptions
 from darts.settings.pipeline import (
     Connectivity,
@@ -42,6 +43,12 @@ GROUP_HELP: dict[tuple[str, ...], str] = {
 }
 
 ALL_COMMANDS: list[Command] = [
+    Command(
+        CommandSpec(("demo",), (DemoOptions, DefaultDirs)),
+        help="run the whole chain on the sandbox's synthetic world with the demo model "
+        "and score it against the ground truth",
+        handler=_lazy("darts.cli.demo", "demo"),
+    ),
     Command(
         CommandSpec(("debug-paths",), (DefaultDirs, Storage, Endpoints, Network)),
         help="print every resolved path and setting, and where each value came from",

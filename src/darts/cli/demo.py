@@ -1,0 +1,40 @@
+"""``darts demo``: the whole chain on the sandbox world, scored against its ground truth."""
+
+from __future__ import annotations
+
+import sys
+
+from darts.cli.parser import CommandContext
+from darts.demo.options import DemoOptions
+from darts.paths import data_paths
+
+
+def demo(ctx: CommandContext) -> int:
+    from darts.cli.main import main
+    from darts.demo import DEMO_MODEL
+    from darts.pipelines.demo import DemoRequest, format_report, run_demo
+    from darts.processing.checkpoints import read_checkpoint
+
+    options = ctx.settings.get(DemoOptions)  # type: ignore[attr-defined]
+    paths = data_paths(ctx.settings)  # type: ignore[arg-type]
+    request = DemoRequest(
+        demo_dir=options.demo_dir or paths.darts_dir / "demo",
+        sandbox_root=options.sandbox_root or paths.sandbox_dir,
+        model_file=options.model_file or DEMO_MODEL,
+    )
+    # Refuse a missing or unusable model now, not after minutes of staging.
+    read_checkpoint(request.model_file)
+    # The steps are the real commands; they inherit this command's -v and --debug.
+    inherited = (["-" + "v" * ctx.verbosity] if ctx.verbosity else []) + (
+        ["--debug"] if ctx.debug else []
+    )
+    report = run_demo(
+        request,
+        run_command=lambda argv: main([*inherited, *argv]),
+        say=lambda line: print(line, flush=True),
+    )
+    for line in format_report(report):
+        print(line)
+    if not report.ok:
+        print(f"darts demo: {report.failed_step} failed", file=sys.stderr)
+    return report.exit_code
