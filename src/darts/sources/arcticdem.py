@@ -28,15 +28,25 @@ from darts.net.gdal import remote_raster_env
 from darts.net.http import HttpClient
 from darts.net.settings import NetworkSettings
 from darts.sources.arcticdem_index import ArcticDemIndex
-from darts.store.cube_spec import CubeSpec, CubeVariable, TileBuffer, TileFetch
+from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable, TileBuffer, TileFetch
 
 # EPSG:3413 (xmin, ymin, xmax, ymax) of the 2 m and 10 m cubes.
 ARCTICDEM_EXTENT = (-4000100.0, -3400100.0, 3400100.0, 4100100.0)
 # 100 m is not a multiple of 32 m; 96 m is, and keeps tile edges on pixel edges.
 _MARGIN_M = {2: 100.0, 10: 100.0, 32: 96.0}
-# 2048² chunks: 16 MiB of float32 each, few enough objects per tile (a 10 m tile spans
-# 5-6 chunks a side) and small enough that a scene-sized read decodes little extra.
+# Chunks and codec chosen with benchmarks/bench_aux_cube.py (full sandbox world, 10 m,
+# cm-rounded terrain, 2 cores; see benchmarks/README.md). 2048² chunks (16 MiB of
+# float32): a 10 × 10 km read decodes 4 chunks in ~0.04-0.05 s, within 1.5× of reading
+# and decoding them directly. 1024² reads that window faster (~0.02 s) but a scene
+# footprint no faster, with 4× the objects and manifest entries; 3600² (the
+# reference's) takes ~0.1 s for 10 km. Blosc LZ4 level 9 with byte shuffle decodes as
+# fast as LZ4HC and compresses ~15× faster: 0.6 s of CPU per 10,000 km² against ~9 s
+# at LZ4HC 5 and ~32 s at the reference's zstd 22, for ~230 MB per 10,000 km² (LZ4HC 5
+# ~185 MB, zstd 3 ~165 MB but 2-3× slower to decode). Byte shuffle leaves the 1-byte
+# datamask as it is, which LZ4 then decodes ~10× faster than bit-shuffled, at the
+# same size.
 DEFAULT_CHUNK = 2048
+DEFAULT_COMPRESSION = CubeCompression(codec="lz4", level=9, shuffle="shuffle")
 PRECISION_M = 0.01
 DEM_NODATA = -9999.0  # PGC's documented nodata for the dem asset, if a COG omits it
 ASSETS = ("dem", "datamask")
@@ -116,6 +126,7 @@ def arcticdem_spec(resolution_m: int, chunk: int = DEFAULT_CHUNK) -> CubeSpec:
         variables=variables,
         chunk=chunk,
         attrs=attrs,
+        compression=DEFAULT_COMPRESSION,
     )
 
 
@@ -253,22 +264,37 @@ class ArcticDemSource:
             nodata = DEM_NODATA if dem_ds.nodata is None else float(dem_ds.nodata)
             rows = _strip_rows(part.width, dem_ds.block_shapes[0][0])
             dem_out, mask_out = into.arrays["dem"], into.arrays["datamask"]
+            # Strip buffers reused from strip to strip: fresh memory for every strip
+            # cost more in page faults than reading and rounding it.
+            strip = {
+                "dem": np.empty((rows, part.width), dem_ds.dtypes[0]),
+                "mask": np.empty((rows, part.width), mask_ds.dtypes[0]),
+                "heights": np.empty((rows, part.width), np.float64),
+                "valid": np.empty((rows, part.width), bool),
+                "other": np.empty((rows, part.width), bool),
+            }
             valid_total = 0
             for row0 in range(part.row0, part.row1, rows):
                 row1 = min(row0 + rows, part.row1)
                 source = RasterioWindow(
                     part.col0 - extent.col0, row0 - extent.row0, part.width, row1 - row0
                 )
-                dem = _read(dem_ds, dem_href, source)
-                mask = _read(mask_ds, mask_href, source)
-                valid = (mask == 1) & np.isfinite(dem) & (dem != nodata)
-                heights = dem.astype(np.float64)
+                n = row1 - row0
+                dem = _read(dem_ds, dem_href, source, strip["dem"][:n])
+                mask = _read(mask_ds, mask_href, source, strip["mask"][:n])
+                valid, other = strip["valid"][:n], strip["other"][:n]
+                np.equal(mask, 1, out=valid)  # valid: mask 1, finite, not nodata
+                valid &= np.isfinite(dem, out=other)
+                valid &= np.not_equal(dem, nodata, out=other)
+                heights = strip["heights"][:n]
+                np.copyto(heights, dem)
                 # Rounded in float64, then cast: the nearest float32 to the centimetre
                 # value, as if the heights had been written at that precision.
                 np.round(heights, 2, out=heights)
-                heights[~valid] = np.nan
                 target = Window(row0, row1, part.col0, part.col1).relative_to(window).slices
-                dem_out[target] = heights.astype(np.float32)
+                dem_target = dem_out[target]
+                np.copyto(dem_target, heights, casting="same_kind")
+                np.copyto(dem_target, np.float32(np.nan), where=np.logical_not(valid, out=other))
                 mask_out[target] = valid
                 valid_total += int(np.count_nonzero(valid))
         return valid_total
@@ -348,10 +374,10 @@ def _open(href: str) -> Any:
         raise NetworkError(f"cannot open ArcticDEM COG {href}: {exc}") from None
 
 
-def _read(dataset: Any, href: str, window: Any) -> np.ndarray:
+def _read(dataset: Any, href: str, window: Any, out: np.ndarray) -> np.ndarray:
     import rasterio
 
     try:
-        return dataset.read(1, window=window)
+        return dataset.read(1, window=window, out=out)
     except rasterio.errors.RasterioIOError as exc:
         raise NetworkError(f"reading ArcticDEM COG {href} failed: {exc}") from None

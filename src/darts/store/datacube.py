@@ -62,6 +62,7 @@ from darts.store.datacube_errors import (
     NotACubeError,
     storage_failure,
 )
+from darts.store.datacube_read import read_windows
 from darts.store.datacube_records import (
     TILES_GROUP,
     TileRecord,
@@ -161,6 +162,10 @@ class Datacube:
         self._lock_timeout_s = lock_timeout_s
         self._s3 = s3
         self._net = net
+        # The branch tip's snapshot id, a read-only store on it and its opened arrays:
+        # reused by reads until the tip moves (opening the group and its arrays costs
+        # a few ms of metadata per read, as much as a small window's pixels).
+        self._reader: tuple[str, icechunk.IcechunkStore, dict[str, zarr.Array]] | None = None
 
     # -- opening ----------------------------------------------------------------------
 
@@ -350,7 +355,7 @@ class Datacube:
         if not wanted:
             return []
         self._check_remote("check which tiles the " + self.description + " holds")
-        store = self._repo.readonly_session(branch=BRANCH).store
+        store, _ = self._tip_reader()
         prefix = records_path(self.group)
         # One metadata-key lookup per tile (~0.2 ms) instead of listing every record:
         # a cube with thousands of tiles is asked about a handful per scene.
@@ -493,16 +498,14 @@ class Datacube:
             )
         names = self._variable_names(variables)
         self._check_remote("read the " + self.description)
-        session = self._repo.readonly_session(branch=BRANCH)
-        cube = zarr.open_group(session.store, path=self.group, mode="r")
+        store, opened = self._tip_reader()
+        arrays = {name: opened[name] for name in names}
+        values = read_windows(store, arrays, window)  # only the chunks needed
         data_vars: dict[str, xr.Variable] = {}
         for name in names:
             variable = self.spec.variable(name)
-            array = cube[name]
-            assert isinstance(array, zarr.Array)
-            values = array[window.slices]  # only the chunks the window touches
             attrs = {**variable.attrs, "nodata": variable.fill_value}
-            data_vars[name] = xr.Variable(("y", "x"), values, attrs=attrs)
+            data_vars[name] = xr.Variable(("y", "x"), values[name], attrs=attrs)
         transform = grid.window_transform(window)
         return xr.Dataset(
             data_vars,
@@ -513,6 +516,23 @@ class Datacube:
                 "cube_kind": self.spec.kind,
             },
         )
+
+    def _tip_reader(self) -> tuple[icechunk.IcechunkStore, dict[str, zarr.Array]]:
+        """A read-only store on the branch tip and the cube's arrays opened on it;
+        the same ones as last time while the tip has not moved."""
+        snapshot = self._repo.lookup_branch(BRANCH)
+        reader = self._reader
+        if reader is not None and reader[0] == snapshot:
+            return reader[1], reader[2]
+        store = self._repo.readonly_session(snapshot_id=snapshot).store
+        cube = zarr.open_group(store, path=self.group, mode="r")
+        arrays: dict[str, zarr.Array] = {}
+        for variable in self.spec.variables:
+            array = cube[variable.name]
+            assert isinstance(array, zarr.Array)
+            arrays[variable.name] = array
+        self._reader = (snapshot, store, arrays)  # one assignment: safe across threads
+        return store, arrays
 
     def load(
         self,
