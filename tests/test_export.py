@@ -14,6 +14,8 @@ import shapely
 import xarray as xr
 from affine import Affine
 from scipy import ndimage
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from darts.processing.export import (
     DEFAULT_EXPORTS,
@@ -421,3 +423,70 @@ def test_geographic_crs_areas_are_measured_on_the_ellipsoid() -> None:
     frame = segments_frame(scene, grid)
     # 25 pixels of 0.001° at 70° N: ~111.6 m north-south × ~38.2 m east-west each.
     assert frame.iloc[0].area_m2 == pytest.approx(25 * 111.6 * 38.2, rel=0.01)
+
+
+# -- bounded memory: strips of rows ------------------------------------------------------
+
+
+def test_encodings_and_relabelling_in_strips_equal_the_whole_scene(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from darts.processing import export_rasters, export_vectors
+
+    scene = make_scene()
+    p, valid, binarized = (scene[n].values for n in ("probabilities", "valid", "binarized"))
+    whole = (
+        export_rasters.encode_probabilities(p, valid),
+        export_rasters.encode_binarized(binarized, valid),
+        label_objects(binarized == 1),
+    )
+    keep = np.isfinite(p) & (valid == 1)
+    expected = np.where(keep, np.rint(np.clip(np.nan_to_num(p), 0, 1) * 100), 255)
+    np.testing.assert_array_equal(whole[0], expected.astype(np.uint8))
+    np.testing.assert_array_equal(whole[1], np.where(valid == 1, binarized, 255))
+    monkeypatch.setattr(export_rasters, "_ROWS", 7)
+    monkeypatch.setattr(export_vectors, "_RELABEL_ROWS", 5)
+    np.testing.assert_array_equal(export_rasters.encode_probabilities(p, valid), whole[0])
+    np.testing.assert_array_equal(export_rasters.encode_binarized(binarized, valid), whole[1])
+    labels, count = label_objects(binarized == 1)
+    assert count == whole[2][1] and count > 2
+    np.testing.assert_array_equal(labels, whole[2][0])
+
+
+class _Rows(BackendArray):
+    """A lazily computed 2-D layer that records the rows of every read."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values, self.shape, self.dtype = values, values.shape, values.dtype
+        self.rows: list[int] = []
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._read
+        )
+
+    def _read(self, key: tuple) -> np.ndarray:
+        out = self.values[key]
+        self.rows.append(out.shape[0])
+        return out
+
+
+def test_lazy_layers_are_written_a_strip_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from darts.processing import export_rasters
+
+    monkeypatch.setattr(export_rasters, "_ROWS", 64)
+    scene = make_scene()
+    eager = export_scene(scene, tmp_path / "eager", exports=["optical"], metadata=METADATA)
+    lazy = scene.copy()
+    readers = {}
+    for name in ("red", "green", "blue"):
+        readers[name] = _Rows(scene[name].values.astype(np.float64))  # converted per strip
+        lazy[name] = xr.Variable(("y", "x"), indexing.LazilyIndexedArray(readers[name]))
+    written = export_scene(lazy, tmp_path / "lazy", exports=["optical"], metadata=METADATA)
+    for name, reader in readers.items():
+        assert sum(reader.rows) == SHAPE[0] and max(reader.rows) <= 64, name
+    (a, info), (b, _info) = read_band(eager["optical"][0]), read_band(written["optical"][0])
+    assert info["dtypes"] == ("float32",) * 3
+    np.testing.assert_array_equal(a, b)

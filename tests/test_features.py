@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import xarray as xr
 from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.warp import transform_bounds
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from darts.processing import features as ft
 from darts.processing import terrain
@@ -312,3 +316,169 @@ def test_params_take_the_sun_from_the_item_and_validate() -> None:
         ft.FeatureParams(terrain_convention="grid-north")
     with pytest.raises(ValueError, match="TPI radii"):
         ft.FeatureParams(tpi_outer_radius_m=50.0, tpi_inner_radius_m=60.0)
+
+
+# -- bounded memory: aux on the scene grid, lazy optical bands, lazy feature datasets -----
+
+
+def test_aux_already_on_the_scene_grid_is_taken_as_it_is(
+    scene: tuple[xr.Dataset, xr.Dataset],
+) -> None:
+    optical, inputs = scene
+    grid = ft.scene_grid(optical)
+    dem = ft.reproject_dem(make_dem(grid), grid)
+    tcvis = ft.reproject_tcvis(make_tcvis(grid), grid)
+    assert ft.on_scene_grid(dem, optical) and ft.on_scene_grid(tcvis, optical)
+    assert not ft.on_scene_grid(make_dem(grid), optical)  # a cube read: its own grid
+    assert not ft.on_scene_grid(dem.isel(x=slice(1, None)), optical)
+    again = ft.build_inputs(optical, dem, tcvis, PARAMS)
+    for name in inputs.data_vars:
+        np.testing.assert_array_equal(again[name].values, inputs[name].values, err_msg=name)
+    with pytest.raises(ft.MissingFeatureInputError, match="'valid'"):
+        ft.build_inputs(optical, None, tcvis.drop_vars("valid"), PARAMS)
+
+
+class _CountingBackend(BackendArray):
+    """A 2-D array read lazily, counting the reads (stands in for a store band)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values, self.shape, self.dtype = values, values.shape, values.dtype
+        self.reads: list[tuple[int, int]] = []  # (rows, cols) of each read
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._read
+        )
+
+    def _read(self, key: tuple) -> np.ndarray:
+        out = self.values[key]
+        self.reads.append(out.shape)
+        return out.copy()
+
+
+def _lazy_optical(
+    optical: xr.Dataset, chunks: tuple[int, int]
+) -> tuple[xr.Dataset, dict[str, _CountingBackend]]:
+    """``optical`` with its DN bands lazily backed (as a scene opened from the store)."""
+    backends = {}
+    lazy = optical.copy()
+    for name in ("B02_10m", "B03_10m", "B04_10m", "B08_10m"):
+        backends[name] = _CountingBackend(optical[name].values)
+        variable = xr.Variable(
+            ("y", "x"), indexing.LazilyIndexedArray(backends[name]), optical[name].attrs
+        )
+        variable.encoding = {"chunks": chunks}
+        lazy[name] = variable
+    return lazy, backends
+
+
+def test_lazy_optical_bands_stay_lazy_and_are_decoded_about_once(
+    scene: tuple[xr.Dataset, xr.Dataset],
+) -> None:
+    optical, inputs = scene
+    grid = ft.scene_grid(optical)
+    lazy, backends = _lazy_optical(optical, (32, 32))
+    streamed = ft.build_inputs(lazy, make_dem(grid), make_tcvis(grid), PARAMS)
+    assert not streamed["B04_10m"].variable._in_memory
+    assert all(b.reads == [] for b in backends.values())  # nothing read yet
+    for window in WINDOWS.values():
+        np.testing.assert_array_equal(
+            ft.feature_window(streamed, window, ft.ALL_FEATURES, PARAMS),
+            ft.feature_window(inputs, window, ft.ALL_FEATURES, PARAMS),
+        )
+    # Patches row by row: the cache (one row of chunks + 2) decodes every chunk once.
+    for band in backends.values():
+        band.reads.clear()
+    streamed = ft.build_inputs(lazy, None, None, PARAMS)
+    for r0 in range(0, SHAPE[0], 12):
+        for c0 in range(0, SHAPE[1], 12):
+            window = (r0, min(r0 + 16, SHAPE[0]), c0, min(c0 + 16, SHAPE[1]))
+            ft.feature_window(streamed, window, ["red", "nir"], PARAMS)
+    chunks = 2 * 3
+    for name in ("B04_10m", "B08_10m"):
+        assert set(backends[name].reads) <= {(32, 32), (32, 16)}  # whole chunks only
+        assert len(backends[name].reads) == chunks, backends[name].reads
+    assert backends["B02_10m"].reads == []  # blue was never asked for
+
+
+def test_chunk_cache_serves_threads_with_one_decode_per_chunk() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 60000, (50, 70)).astype(np.uint16)
+    backend = _CountingBackend(values)
+    source = xr.Variable(("y", "x"), indexing.LazilyIndexedArray(backend))
+    cached = ft.ChunkCachedArray(source, (16, 16), capacity=100)
+    band = xr.Variable(("y", "x"), indexing.LazilyIndexedArray(cached))
+    windows = [(r, r + 20, c, c + 25) for r in range(0, 30, 7) for c in range(0, 45, 9)]
+    with ThreadPoolExecutor(4) as pool:
+        parts = list(pool.map(lambda w: band[w[0] : w[1], w[2] : w[3]].values, windows * 3))
+    for (r0, r1, c0, c1), part in zip(windows * 3, parts, strict=True):
+        np.testing.assert_array_equal(part, values[r0:r1, c0:c1])
+    assert len(backend.reads) == cached.decoded == 3 * 4  # every chunk touched, once
+    np.testing.assert_array_equal(band[3, 5:40:3].values, values[3, 5:40:3])
+    np.testing.assert_array_equal(band[-1, :].values, values[-1, :])
+
+
+def test_lazy_feature_dataset_computes_what_is_read(
+    scene: tuple[xr.Dataset, xr.Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _optical, inputs = scene
+    bands = ["red", "relative_elevation", "aspect", "tc_greenness"]
+    eager = ft.feature_dataset(inputs, bands, PARAMS, window=(4, 60, 6, 77))
+    computed: list[ft.Window] = []
+    physical = ft._physical
+
+    def counting(inputs, window, names, params):  # type: ignore[no-untyped-def]
+        computed.append(window)
+        return physical(inputs, window, names, params)
+
+    monkeypatch.setattr(ft, "_physical", counting)
+    lazy = ft.feature_dataset(inputs, bands, PARAMS, window=(4, 60, 6, 77), lazy=True)
+    assert computed == []
+    xr.testing.assert_identical(lazy.coords.to_dataset(), eager.coords.to_dataset())
+    for band in bands:
+        assert lazy[band].attrs["units"] == eager[band].attrs["units"]
+        assert lazy[band].dtype == np.float32
+        part = lazy[band][10:20].values  # rows 14..24 of the scene
+        np.testing.assert_array_equal(part, eager[band].values[10:20], err_msg=band)
+        assert computed[-1] == (14, 24, 6, 77)
+        np.testing.assert_array_equal(
+            lazy[band].isel(y=5, x=slice(2, 30, 4)).values, eager[band].values[5, 2:30:4]
+        )
+        np.testing.assert_array_equal(lazy[band].values, eager[band].values, err_msg=band)
+
+
+def test_feature_window_writes_into_a_given_buffer(scene: tuple[xr.Dataset, xr.Dataset]) -> None:
+    _optical, inputs = scene
+    window = WINDOWS["interior"]
+    expected = ft.feature_window(inputs, window, ft.ALL_FEATURES, PARAMS)
+    buffer = np.full((2, len(ft.ALL_FEATURES), 24, 30), np.nan, dtype=np.float32)
+    out = ft.feature_window(inputs, window, ft.ALL_FEATURES, PARAMS, out=buffer[1])
+    assert out is buffer[1] or np.shares_memory(out, buffer)
+    np.testing.assert_array_equal(buffer[1], expected)
+    assert np.isnan(buffer[0]).all()
+    with pytest.raises(ValueError, match="out must be"):
+        ft.feature_window(inputs, window, ["red"], PARAMS, out=buffer[1])
+
+
+def test_tcvis_validity_is_kept_as_bits_and_caches_can_be_released(
+    scene: tuple[xr.Dataset, xr.Dataset],
+) -> None:
+    optical, inputs = scene
+    assert not inputs[ft.TCVIS_VALID].variable._in_memory  # bits, unpacked when read
+    grid = ft.scene_grid(optical)
+    expected = ft.reproject_tcvis(make_tcvis(grid, cover=0.7), grid)["valid"].values
+    partial = ft.build_inputs(optical, None, make_tcvis(grid, cover=0.7), PARAMS)
+    valid = partial[ft.TCVIS_VALID]
+    np.testing.assert_array_equal(valid.values, expected)
+    assert valid.dtype == np.uint8 and 0 < expected.sum() < expected.size
+    for rows, cols in [(slice(3, 40), slice(5, 77)), (slice(0, 64, 5), slice(9, 10)), (7, 3)]:
+        np.testing.assert_array_equal(valid[rows, cols].values, expected[rows, cols])
+    lazy, backends = _lazy_optical(optical, (32, 32))
+    streamed = ft.build_inputs(lazy, None, None, PARAMS)
+    ft.feature_window(streamed, (0, 40, 0, 40), ["red"], PARAMS)
+    reads = len(backends["B04_10m"].reads)
+    ft.feature_window(streamed, (0, 40, 0, 40), ["red"], PARAMS)
+    assert len(backends["B04_10m"].reads) == reads  # kept
+    ft.release_caches(streamed)
+    ft.feature_window(streamed, (0, 40, 0, 40), ["red"], PARAMS)
+    assert len(backends["B04_10m"].reads) == 2 * reads  # decoded again

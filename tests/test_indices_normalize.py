@@ -82,3 +82,13 @@ def test_ndvi_by_hand() -> None:
     ]
     np.testing.assert_allclose(result, expected, atol=1e-6)
     assert (np.nan_to_num(result) >= -1).all() and (np.nan_to_num(result) <= 1).all()
+
+
+def test_normalize_into_a_given_buffer_is_the_same_as_a_new_array() -> None:
+    values = np.array([[0.0, 0.25, np.nan], [1.5, -0.3, 0.7]], dtype=np.float64)
+    expected = normalize("red", values)
+    out = np.full((2, 2, 3), 9.0, dtype=np.float32)
+    returned = normalize("red", values, out=out[1])
+    assert np.shares_memory(returned, out)
+    np.testing.assert_array_equal(out[1], expected)
+    assert (out[0] == 9.0).all()

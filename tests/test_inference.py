@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
@@ -371,3 +372,45 @@ def test_memory_does_not_grow_with_the_number_of_patches() -> None:
         tracemalloc.stop()
     assert result.n_run == 31 * 31
     assert peak < 2.5 * scene_bytes, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_cpu_passes_and_parallel_feature_reads_do_not_change_the_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from darts.processing import inference
+
+    shape = (70, 90)
+    scene = Scene(shape)
+    params = PatchParams(patch_size=32, overlap=8, batch_size=5)
+    whole = Counting(PixelNet(4, seed=11))
+    expected = predict_scene(
+        [loaded(whole, SCENE_BANDS)], shape, scene.read_patch, everywhere(scene), params
+    )
+    assert whole.calls == math.ceil(expected.n_run / 5)  # small patches: a batch per pass
+
+    # One patch per forward pass, features of three patches read at once by threads.
+    monkeypatch.setattr(inference, "CPU_PASS_PIXELS", 32 * 32)
+    monkeypatch.setattr(inference, "PARALLEL_FILL_PIXELS", 1)
+    monkeypatch.setattr(inference, "_cpu_workers", lambda: 3)
+    single = Counting(PixelNet(4, seed=11))
+    batches: list[tuple[int, int]] = []
+    result = predict_scene(
+        [loaded(single, SCENE_BANDS)],
+        shape,
+        scene.read_patch,
+        everywhere(scene),
+        params,
+        on_batch=lambda done, total: batches.append((done, total)),
+    )
+    assert single.calls == single.patches == result.n_run == expected.n_run
+    total = math.ceil(result.n_run / 5)
+    assert batches == [(n, total) for n in range(1, total + 1)]
+    np.testing.assert_allclose(result.probabilities, expected.probabilities, atol=1e-6)
+
+    def failing(window: tuple[int, int, int, int], bands: Sequence[str]) -> np.ndarray:
+        if window[0] > 30:
+            raise OSError("store unreadable")
+        return scene.read_patch(window, bands)
+
+    with pytest.raises(OSError, match="store unreadable"):
+        predict_scene([loaded(single, SCENE_BANDS)], shape, failing, everywhere(scene), params)

@@ -186,3 +186,32 @@ def test_parameters_are_checked() -> None:
     prob, qual = arrays(np.zeros(SHAPE), np.full(SHAPE, 2))
     with pytest.raises(ValueError, match="shape"):
         postprocess(prob[:10], qual, NO_EROSION)
+
+
+def test_object_filtering_in_strips_equals_the_whole_scene(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(12)
+    binary = rng.random((90, 70)) < 0.45
+    valid = np.ones(binary.shape, dtype=bool)
+    valid[40:50, 20:35] = False
+    whole = pp.remove_objects(binary, valid, min_size=6)
+    assert 0 < whole.sum() < binary.sum()
+    monkeypatch.setattr(pp, "_EROSION_ROWS", 7)
+    np.testing.assert_array_equal(pp.remove_objects(binary, valid, min_size=6), whole)
+
+
+def test_a_handed_over_probability_raster_is_reused_with_the_same_result() -> None:
+    prob, quality, _objects = scene_with_objects()
+    params = PostprocessParams(mask_erosion_size=2, edge_erosion_size=1)
+    expected = postprocess(*arrays(prob, quality), params)
+    probabilities, qual = arrays(prob, quality)
+    taken = postprocess(probabilities, qual, params, take_probabilities=True)
+    assert np.shares_memory(taken["probabilities"].values, probabilities.values)
+    for name in ("probabilities", "binarized", "valid"):
+        np.testing.assert_array_equal(taken[name].values, expected[name].values)
+    # Not float32: converting makes a copy anyway, and the input stays as it was.
+    as_float64 = probabilities.astype(np.float64)
+    before = as_float64.values.copy()
+    postprocess(as_float64, qual, params, take_probabilities=True)
+    np.testing.assert_array_equal(as_float64.values, before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -211,3 +213,82 @@ def test_reproject_to_grid_options_and_errors() -> None:
         rp.reproject_to_grid(aux.assign_attrs(crs=None), grid)
     with pytest.raises(rp.ReprojectError, match="tc_greenness"):
         rp.reproject_tcvis(aux.rename({"dem": "tc_brightness"}), grid)
+
+
+def test_lazy_reprojection_computes_the_tiles_read_with_the_same_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rp, "_TILE", 16)
+    grid = scene_grid_at()
+    aux, _transform = polar_dem(grid)
+    made: list[tuple[int, int]] = []
+    tile = rp._Tiler.tile
+
+    def counted(self, i, j):  # type: ignore[no-untyped-def]
+        made.append((i, j))
+        return tile(self, i, j)
+
+    monkeypatch.setattr(rp._Tiler, "tile", counted)
+    eager = rp.reproject_dem(aux, grid)
+    made.clear()
+    lazy = rp.reproject_to_grid(
+        aux[["dem", "datamask"]],
+        grid,
+        dtype=np.float32,
+        value_range={"dem": rp.DEM_HEIGHT_RANGE},
+        lazy=True,
+    )
+    assert made == [] and not lazy["dem"].variable._in_memory
+    xr.testing.assert_identical(lazy.coords.to_dataset(), eager.coords.to_dataset())
+    assert lazy["dem"].attrs.keys() == eager["dem"].attrs.keys()
+    part = lazy["dem"][20:40, 5:30].values  # tile rows 1–2, tile columns 0–1
+    np.testing.assert_array_equal(part, eager["dem"].values[20:40, 5:30])
+    assert sorted(made) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    again = lazy["dem"][33:37, 17:20].values  # kept: nothing made again
+    np.testing.assert_array_equal(again, eager["dem"].values[33:37, 17:20])
+    assert len(made) == 4
+    np.testing.assert_array_equal(lazy["dem"].values, eager["dem"].values)
+    assert copy.deepcopy(lazy)["dem"].shape == grid.shape
+
+
+def test_lazy_tcvis_equals_the_eager_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rp, "_TILE", 16)
+    grid = scene_grid_at()
+    west, south, east, north = transform_bounds(SCENE_CRS, "EPSG:4326", *_bounds(grid))
+    dlon, dlat = 0.0004, 0.0002
+    transform = Affine(dlon, 0.0, west - 5 * dlon, 0.0, -dlat, north + 5 * dlat)
+    rows, cols = np.mgrid[0 : int((north - south) / dlat) + 10, 0 : int((east - west) / dlon) + 10]
+    keep = rows.shape[0] * 2 // 3
+    bands = {
+        name: ((offset + rows * 3 + cols * 5) % 250).astype(np.uint8)[:keep]
+        for offset, name in enumerate(rp.TCVIS_BANDS)
+    }
+    aux = aux_dataset(bands, "EPSG:4326", transform)
+    eager = rp.reproject_tcvis(aux, grid)
+    lazy = rp.reproject_tcvis(aux, grid, lazy=True)
+    assert set(lazy.data_vars) == set(eager.data_vars)
+    for name in eager.data_vars:
+        assert lazy[name].dtype == eager[name].dtype == np.uint8
+        np.testing.assert_array_equal(lazy[name].values, eager[name].values, err_msg=name)
+    assert 0 < eager["valid"].values.sum() < eager["valid"].size
+
+
+def test_tile_cache_makes_each_tile_once_and_retries_failures() -> None:
+    calls: list[tuple[int, int]] = []
+
+    def make(i: int, j: int) -> int:
+        calls.append((i, j))
+        if (i, j) == (9, 9) and calls.count((9, 9)) == 1:
+            raise OSError("flaky")
+        return 10 * i + j
+
+    cache = rp.TileCache(make, capacity=2)
+    assert [cache.get(0, 1), cache.get(0, 1), cache.get(1, 0)] == [1, 1, 10]
+    assert cache.get(2, 2) == 22  # evicts (0, 1), the least recently used
+    assert cache.get(0, 1) == 1 and calls.count((0, 1)) == 2
+    with pytest.raises(OSError, match="flaky"):
+        cache.get(9, 9)
+    assert cache.get(9, 9) == 99  # a failure is not kept
+    cache.clear()
+    cache.get(9, 9)
+    assert calls.count((9, 9)) == 3 and cache.made == 6

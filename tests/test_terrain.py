@@ -216,3 +216,64 @@ def test_reference_convention_uses_the_epsg3413_north_at_the_scene() -> None:
     assert reference == pytest.approx(-(lon + 45.0), abs=1e-6)
     # The rotation between the two is ≈ 100° here (Alaska), the "~90°" of the reference.
     assert 95.0 < reference - true_north < 110.0
+
+
+# -- shortcuts of the per-window feature computation -------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (41, 45), (30, 64), (1, 5)])
+@pytest.mark.parametrize("radii", [(100.0, 0.0), (100.0, 45.0), (30.0, 0.0)])
+def test_counts_of_a_window_without_gaps_equal_the_convolved_counts(
+    shape: tuple[int, int], radii: tuple[float, float]
+) -> None:
+    from scipy.signal import fftconvolve
+
+    kernel = terrain.tpi_kernel(PX, *radii)
+    convolved = np.rint(fftconvolve(np.ones(shape), kernel, mode="same"))
+    counts = terrain._full_counts(shape, PX, *radii)
+    np.testing.assert_array_equal(counts, convolved)
+    assert not counts.flags.writeable  # cached and shared: nobody may change it
+
+
+def test_tpi_without_gaps_is_the_brute_force_mean_over_the_disk() -> None:
+    rng = np.random.default_rng(5)
+    heights = 250.0 + rng.normal(0.0, 4.0, (15, 18))
+    reach = 3  # 30 m at 10 m pixels
+    expected = np.empty(heights.shape)
+    for r in range(heights.shape[0]):
+        for c in range(heights.shape[1]):
+            values = [
+                heights[r + dy, c + dx]
+                for dy in range(-reach, reach + 1)
+                for dx in range(-reach, reach + 1)
+                if dy * dy + dx * dx <= reach * reach
+                and 0 <= r + dy < heights.shape[0]
+                and 0 <= c + dx < heights.shape[1]
+            ]
+            expected[r, c] = heights[r, c] - np.mean(values)
+    tpi = terrain.relative_elevation(heights, PX, outer_radius_m=30.0)
+    np.testing.assert_allclose(tpi, expected, atol=1e-4)
+    gap = heights.copy()
+    gap[0, 0] = np.nan  # the general path (counts of the valid heights) agrees
+    np.testing.assert_allclose(
+        terrain.relative_elevation(gap, PX, 30.0)[8:, 8:], tpi[8:, 8:], atol=1e-4
+    )
+
+
+def test_slope_aspect_and_hillshade_can_share_one_gradient() -> None:
+    east, north = _coords((12, 14))
+    dem = 40.0 + 0.2 * east + 0.02 * east * north / 50.0 + 3.0 * np.sin(north / 30.0)
+    gradient = terrain.horn_gradient(dem, PX)
+    np.testing.assert_array_equal(
+        terrain.slope(None, PX, gradient=gradient), terrain.slope(dem, PX)
+    )
+    np.testing.assert_array_equal(
+        terrain.aspect(None, PX, north_bearing_deg=12.0, gradient=gradient),
+        terrain.aspect(dem, PX, north_bearing_deg=12.0),
+    )
+    np.testing.assert_array_equal(
+        terrain.hillshade(None, PX, 135.0, 30.0, north_bearing_deg=5.0, gradient=gradient),
+        terrain.hillshade(dem, PX, 135.0, 30.0, north_bearing_deg=5.0),
+    )
+    with pytest.raises(ValueError, match="DEM or its gradient"):
+        terrain.slope(None, PX)

@@ -9,7 +9,10 @@ import xarray as xr
 from PIL import Image
 from pyproj import CRS
 from scipy import ndimage
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
+from darts.processing import thumbnail
 from darts.processing.thumbnail import (
     OUTLINE_COLOUR,
     THUMBNAIL_MAX_SIZE,
@@ -112,3 +115,62 @@ def test_invalid_area_is_dimmed() -> None:
     image = render_thumbnail(make_scene((300, 400))).astype(np.float64)
     inside, outside = image[:, :40].mean(), image[:, -40:].mean()
     assert 0.4 < outside / inside < 0.6
+
+
+class _Strips(BackendArray):
+    """A lazily read 2-D array that records the rows of every read."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values, self.shape, self.dtype = values, values.shape, values.dtype
+        self.rows: list[int] = []
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._read
+        )
+
+    def _read(self, key: tuple) -> np.ndarray:
+        out = self.values[key]
+        self.rows.append(out.shape[0])
+        return out
+
+
+def test_lazy_bands_are_read_a_strip_at_a_time_with_the_same_result() -> None:
+    scene = make_scene((2100, 1500))
+    expected = render_thumbnail(scene)
+    lazy = scene.copy()
+    strips = {}
+    for name in ("red", "green", "blue", "probabilities"):
+        strips[name] = _Strips(scene[name].values)
+        lazy[name] = xr.Variable(("y", "x"), indexing.LazilyIndexedArray(strips[name]))
+    np.testing.assert_array_equal(render_thumbnail(lazy), expected)
+    for name in ("red", "green", "blue"):
+        assert sum(strips[name].rows) == 2100  # each row read once
+        assert max(strips[name].rows) <= thumbnail._ROWS_PER_STEP * 3
+    assert strips["probabilities"].rows == []  # the RGB background does not need it
+    grey = lazy.drop_vars(["red", "green", "blue"])
+    np.testing.assert_array_equal(
+        render_thumbnail(grey), render_thumbnail(scene.drop_vars(["red", "green", "blue"]))
+    )
+    assert max(strips["probabilities"].rows) <= thumbnail._ROWS_PER_STEP * 3
+
+
+def test_block_reductions_match_a_direct_computation() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.random((70, 50)).astype(np.float32)
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[:4, :4] = np.nan  # a block without any value
+    mean = thumbnail.block_mean(values, 4)
+    assert mean.shape == (18, 13)
+    for r in range(18):
+        for c in range(13):
+            block = values[4 * r : 4 * r + 4, 4 * c : 4 * c + 4]
+            if np.isfinite(block).any():
+                assert np.isclose(mean[r, c], np.nanmean(block), atol=1e-6)
+            else:
+                assert np.isnan(mean[r, c])
+    mask = rng.random((70, 50)) < 0.02
+    anywhere = thumbnail.block_any(mask, 4)
+    for r in range(18):
+        for c in range(13):
+            assert anywhere[r, c] == mask[4 * r : 4 * r + 4, 4 * c : 4 * c + 4].any()

@@ -31,14 +31,18 @@ from darts.pipelines.runtime import Runtime
 from darts.processing.export import export_scene, is_complete, scene_output_dir
 from darts.processing.features import (
     ALL_FEATURES,
+    DEM_BAND,
+    TCVIS_VALID,
     FeatureParams,
     build_inputs,
     feature_window,
+    release_caches,
     valid_window,
 )
 from darts.processing.inference import PatchParams, predict_scene
 from darts.processing.models import LoadedModel, check_bands
 from darts.processing.postprocess import PostprocessParams, postprocess
+from darts.processing.reproject import reproject_dem, reproject_tcvis, scene_grid
 from darts.sources.query import SceneFilters, SceneSelection
 
 TERRAIN_FEATURES = frozenset({"relative_elevation", "slope", "aspect", "hillshade", "curvature"})
@@ -106,6 +110,7 @@ def run_sequential(
     (bad selection, offline gaps, models that need bands no scene can provide);
     per-scene failures land in the report."""
     emit = on_event or (lambda kind, data: None)
+    _bound_heap()
     if not models:
         raise ConfigError("no model given: pass one or more --model-files")
     for model in models:
@@ -153,6 +158,7 @@ def run_sequential(
                     result.error = str(error)
                 except Exception as error:  # one scene's bug must not end the run
                     result.error = f"{type(error).__name__}: {error}"
+            _release_free_memory()
             report.results.append(result)
             _write_results(report)
             emit("scene_done", asdict(result))
@@ -232,12 +238,22 @@ def _process_scene(
             item, list(OPTICAL_BANDS), store, s3, offline=runtime.offline, reflectance=False
         )
     region = regions_for_scenes([item])[0]
+    grid = scene_grid(optical)
     dem = tcvis = None
-    with clock("aux"):
-        if needs_dem:
-            dem = cubes.load_dem(region, request.aux_buffer_m, fetch=fetch)
-        if needs_tcvis:
-            tcvis = cubes.load_tcvis(region, item_year(item), request.aux_buffer_m, fetch=fetch)
+    # Each auxiliary source goes onto the scene grid as soon as it is loaded and is
+    # dropped before the next one loads: only one source cube is ever in memory.
+    if needs_dem:
+        with clock("aux"):
+            source = cubes.load_dem(region, request.aux_buffer_m, fetch=fetch)
+        with clock("preprocess"):
+            dem = reproject_dem(source, grid)
+            del source
+    if needs_tcvis:
+        with clock("aux"):
+            source = cubes.load_tcvis(region, item_year(item), request.aux_buffer_m, fetch=fetch)
+        with clock("preprocess"):
+            tcvis = reproject_tcvis(source, grid)
+            del source
     params = FeatureParams.for_item(
         item,
         tpi_outer_radius_m=request.features.tpi_outer_radius_m,
@@ -262,13 +278,20 @@ def _process_scene(
         )
     result.patches = prediction.n_patches
     result.patches_skipped = prediction.n_skipped
+    # Auxiliary layers no export needs are done with (the DEM: 482 MB for a 10980²
+    # scene), and so are the chunks and tiles the lazy layers keep for the patches.
+    inputs = inputs.drop_vars(_unexported_inputs(inputs, request.exports))
+    release_caches(inputs)
+    _release_free_memory()
     with clock("postprocess"):
         coords = {
             name: inputs.coords[name] for name in ("y", "x", "spatial_ref") if name in inputs.coords
         }
         probabilities = xr.DataArray(prediction.probabilities, dims=("y", "x"), coords=coords)
         del prediction
-        post = postprocess(probabilities, inputs["quality_data_mask"], request.post)
+        post = postprocess(
+            probabilities, inputs["quality_data_mask"], request.post, take_probabilities=True
+        )
         del probabilities
     with clock("export"):
         scene = _export_dataset(post, inputs, request.exports, params)
@@ -277,14 +300,9 @@ def _process_scene(
     result.objects = _object_count(out_dir)
 
 
-def _export_dataset(
-    post: xr.Dataset, inputs: xr.Dataset, exports: Sequence[str], params: FeatureParams
-) -> xr.Dataset:
-    """What the export step needs: the postprocessed layers, the RGB reflectance for
-    the thumbnail (and the optical export), and physical input layers only when their
-    export was asked for (each is a full-scene float32 array)."""
-    from darts.processing.features import feature_dataset
-
+def _exported_features(exports: Sequence[str]) -> list[str]:
+    """The physical input layers the exports draw: the RGB reflectance for the
+    thumbnail (and the optical export), the others only when their export is asked."""
     wanted = ["red", "green", "blue"] if {"thumbnail", "optical"} & set(exports) else []
     if "optical" in exports:
         wanted.append("nir")
@@ -292,9 +310,33 @@ def _export_dataset(
         wanted += ["relative_elevation", "slope"]
     if "tcvis" in exports:
         wanted += ["tc_brightness", "tc_greenness", "tc_wetness"]
+    return wanted
+
+
+def _unexported_inputs(inputs: xr.Dataset, exports: Sequence[str]) -> list[str]:
+    """Auxiliary input variables that no export reads (the optical bands are lazy
+    and the quality mask is postprocessing's, so those stay)."""
+    wanted = set(_exported_features(exports))
+    drop = []
+    if not wanted & set(TERRAIN_FEATURES):
+        drop.append(DEM_BAND)
+    if not wanted & set(TCVIS_FEATURES):
+        drop += [*TCVIS_FEATURES, TCVIS_VALID]
+    return [name for name in drop if name in inputs.data_vars]
+
+
+def _export_dataset(
+    post: xr.Dataset, inputs: xr.Dataset, exports: Sequence[str], params: FeatureParams
+) -> xr.Dataset:
+    """What the export step needs: the postprocessed layers plus the input layers of
+    `_exported_features`, computed lazily: each writer reads them a strip at a time,
+    so no full-scene float32 copy of them is ever made."""
+    from darts.processing.features import feature_dataset
+
+    wanted = _exported_features(exports)
     if not wanted:
         return post
-    extra = feature_dataset(inputs, wanted, params)
+    extra = feature_dataset(inputs, wanted, params, lazy=True)
     return post.assign({name: extra[name] for name in wanted})
 
 
@@ -370,6 +412,44 @@ def _union_bands(models: Sequence[LoadedModel]) -> list[str]:
     for model in models:
         bands += [b for b in model.spec.bands if b not in bands]
     return bands
+
+
+# Allocations at least this big get their own memory mapping (glibc malloc).
+_MMAP_THRESHOLD = 16 << 20
+
+
+def _bound_heap() -> None:
+    """Keep freed scene-sized arrays from lingering in the process (glibc only).
+
+    glibc's malloc raises its mmap threshold as large blocks are freed (up to 32 MB),
+    after which blocks of up to that size come from the heap, and the heap of a run
+    that allocates and frees many tiles and patches ends up holding freed memory it
+    cannot return: ~0.6 GB more resident memory at the segment step of a 10980² scene.
+    A fixed threshold keeps every block above it in its own mapping, returned on
+    free; per-patch temporaries (a few MB) still reuse heap memory."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+
+
+def _release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc only; cheap)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 class _Clock:

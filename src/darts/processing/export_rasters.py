@@ -28,6 +28,7 @@ import rasterio
 import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS as RioCRS
+from rasterio.windows import Window
 
 from darts.processing.export_staging import staged
 from darts.processing.run_metadata import ExportError
@@ -37,6 +38,8 @@ from darts.store.georef import Grid, grid_of
 PROBABILITY_NODATA = 255
 BINARIZED_NODATA = 255
 _BLOCKSIZE = 512
+# Rows encoded or written at a time (a 10980-px-wide float32 strip of 1024 rows: 45 MB).
+_ROWS = 1024
 
 
 def scene_grid(result: xr.Dataset, name: str = "probabilities") -> Grid:
@@ -52,18 +55,30 @@ def scene_grid(result: xr.Dataset, name: str = "probabilities") -> Grid:
 
 def encode_probabilities(probabilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """uint8 percent with :data:`PROBABILITY_NODATA` where NaN or not valid."""
-    p = np.asarray(probabilities)
-    keep = np.isfinite(p) & (np.asarray(valid) == 1)
-    out = np.full(p.shape, PROBABILITY_NODATA, dtype=np.uint8)
-    # Clipping guards against float noise just outside [0, 1] wrapping around in uint8.
-    out[keep] = np.rint(np.clip(p[keep], 0.0, 1.0) * 100.0).astype(np.uint8)
+    p, valid = np.asarray(probabilities), np.asarray(valid)
+    out = np.empty(p.shape, dtype=np.uint8)
+    for rows in _row_blocks(p.shape):
+        part, keep = p[rows], np.isfinite(p[rows]) & (valid[rows] == 1)
+        # Clipping guards against float noise just outside [0, 1] wrapping around.
+        percent = np.rint(np.clip(part, 0.0, 1.0) * 100.0)
+        out[rows] = np.where(keep, percent, PROBABILITY_NODATA).astype(np.uint8)
     return out
 
 
 def encode_binarized(binarized: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """uint8 0/1 inside the valid mask, :data:`BINARIZED_NODATA` outside."""
-    detections = (np.asarray(binarized) == 1).astype(np.uint8)
-    return np.where(np.asarray(valid) == 1, detections, np.uint8(BINARIZED_NODATA))
+    binarized, valid = np.asarray(binarized), np.asarray(valid)
+    out = np.empty(binarized.shape, dtype=np.uint8)
+    for rows in _row_blocks(binarized.shape):
+        detections = (binarized[rows] == 1).astype(np.uint8)
+        out[rows] = np.where(valid[rows] == 1, detections, np.uint8(BINARIZED_NODATA))
+    return out
+
+
+def _row_blocks(shape: tuple[int, ...]) -> list[slice]:
+    """Row slices of :data:`_ROWS` rows: encodings work on one at a time, so their
+    temporaries are a strip of the scene, not scene-sized."""
+    return [slice(r, min(r + _ROWS, shape[0])) for r in range(0, shape[0], _ROWS)]
 
 
 def rasterio_crs(grid: Grid) -> RioCRS:
@@ -73,14 +88,16 @@ def rasterio_crs(grid: Grid) -> RioCRS:
 
 def write_cog(
     path: Path,
-    bands: Sequence[np.ndarray],
+    bands: Sequence[np.ndarray | xr.DataArray],
     grid: Grid,
     *,
     nodata: float | None,
     descriptions: Sequence[str],
     overview_resampling: str,
 ) -> Path:
-    """Write ``bands`` (2-D arrays of one dtype, on ``grid``) as a COG at ``path``."""
+    """Write ``bands`` (2-D arrays of one dtype, on ``grid``) as a COG at ``path``.
+    Each band is read (and converted, for a lazy `xarray.DataArray`) in strips of
+    rows."""
     if not bands or len(bands) != len(descriptions):
         raise ExportError(f"{path.name}: need one description per band and at least one band")
     dtype = bands[0].dtype
@@ -110,7 +127,9 @@ def write_cog(
     # exits first, so the file is complete before staging renames it.
     with staged(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         for index, (band, description) in enumerate(zip(bands, descriptions, strict=True), 1):
-            dst.write(band, index)
+            for rows in _row_blocks(grid.shape):
+                window = Window(0, rows.start, grid.shape[1], rows.stop - rows.start)
+                dst.write(np.asarray(band[rows], dtype=dtype), index, window=window)
             dst.set_band_description(index, description)
     return path
 
@@ -162,16 +181,18 @@ def write_layers(
             f"cannot write {path.name}: the scene result has none of the variables "
             f"{', '.join(names)}"
         )
-    arrays = [np.asarray(result[name].values) for name in present]
+    # DataArrays, not their values: lazily computed layers are read strip by strip.
+    arrays = [result[name].variable for name in present]
     dtypes = {a.dtype for a in arrays}
     nodata: float | None
+    bands: list[Any]
     if len(dtypes) == 1 and next(iter(dtypes)).kind in "ui":
         # Integer layers (e.g. TCVIS bytes) stay compact; their nodata, if declared.
         nodata = _declared_nodata(result[present[0]])
         bands = arrays
     else:
         nodata = float("nan")
-        bands = [a.astype(np.float32, copy=False) for a in arrays]
+        bands = [_AsFloat32(a) for a in arrays]
     write_cog(
         path,
         bands,
@@ -190,3 +211,15 @@ def _declared_nodata(array: xr.DataArray) -> float | None:
             if value is not None:
                 return float(value)
     return None
+
+
+class _AsFloat32:
+    """Rows of a 2-D variable as float32, converted one strip at a time."""
+
+    def __init__(self, variable: xr.Variable) -> None:
+        self.variable = variable
+        self.shape = variable.shape
+        self.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.asarray(self.variable[rows].values, dtype=np.float32)

@@ -47,6 +47,7 @@ from darts.store.georef import Grid
 # exported must be the same objects.
 POLYGON_CONNECTIVITY = 8
 _STRUCTURE = np.ones((3, 3), dtype=bool)  # the 8-neighbourhood, for scipy.ndimage
+_RELABEL_ROWS = 512
 
 SEGMENT_COLUMNS = (
     "object_id",
@@ -83,7 +84,11 @@ def label_objects(mask: np.ndarray) -> tuple[np.ndarray, int]:
     order = np.zeros(count + 1, dtype=labels.dtype)
     for new, (_row, _col, old) in enumerate(sorted(firsts), start=1):
         order[old] = new
-    return order[labels], count
+    # Renumbered in place, a strip of rows at a time: no second scene-sized label image.
+    for r0 in range(0, labels.shape[0], _RELABEL_ROWS):
+        strip = labels[r0 : r0 + _RELABEL_ROWS]
+        strip[...] = order[strip]
+    return labels, count
 
 
 def pixel_area_m2(grid: Grid) -> float | None:

@@ -41,13 +41,21 @@ def band_range(name: str) -> tuple[float, float]:
         raise UnknownBandError(f"unknown model input band {name!r}; known bands: {known}") from None
 
 
-def normalize(name: str, values: np.ndarray) -> np.ndarray:
-    """float32 model-space values of band ``name``; NaN (no data) becomes 0."""
+def normalize(name: str, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 model-space values of band ``name``; NaN (no data) becomes 0. Written
+    into ``out`` (float32, the shape of ``values``) when given, else a new array."""
     lo, hi = band_range(name)
-    out = np.asarray(values, dtype=np.float32).copy()
-    # In place on the one float32 copy: no float64 intermediates for a large window.
-    out -= np.float32(lo)
+    values = np.asarray(values)
+    if out is None:
+        out = np.empty(values.shape, dtype=np.float32)
+    # In place on one float32 array: no float64 intermediates for a large window.
+    if values.dtype == np.float32:
+        np.subtract(values, np.float32(lo), out=out)
+    else:  # rounded to float32 first, as the values are
+        out[...] = values
+        out -= np.float32(lo)
     out /= np.float32(hi - lo)
-    np.nan_to_num(out, copy=False, nan=0.0)
-    np.clip(out, 0.0, 1.0, out=out)
+    # fmax/fmin ignore NaN: NaN → 0, then clipped to [0, 1] (±inf → 1 / 0).
+    np.fmax(out, np.float32(0.0), out=out)
+    np.fmin(out, np.float32(1.0), out=out)
     return out

@@ -19,9 +19,11 @@ among its 8 neighbours), and the polygons exported later must use the same. The 
 erosion is the disk processing.md names, with the parameter as its radius.
 
 Inputs are never modified (pitfall 22): every output is a new array, so the order in
-which later steps read them does not matter. Memory for a 10980² scene: bool/uint8
-masks (120 MB each), one int32 label image (482 MB) and the float32 probability copy;
-the erosion works in row blocks.
+which later steps read them does not matter. The one exception is explicit: a caller
+may hand its probability raster over (``take_probabilities``) instead of having it
+copied. Memory for a 10980² scene: bool/uint8 masks (120 MB each), one int32 label
+image (482 MB) and the float32 probability copy (unless handed over); the erosion and
+the label lookups work in row blocks.
 """
 
 from __future__ import annotations
@@ -75,10 +77,17 @@ def postprocess(
     probabilities: xr.DataArray,
     quality: xr.DataArray,
     params: PostprocessParams | None = None,
+    *,
+    take_probabilities: bool = False,
 ) -> xr.Dataset:
     """``probabilities`` (float32 0..1, NaN = not computed) and ``quality`` (uint8 0/1/2)
     on one grid → Dataset of ``probabilities`` (float32, NaN outside valid),
-    ``binarized`` (uint8 0/1) and ``valid`` (uint8 0/1), with the input coordinates."""
+    ``binarized`` (uint8 0/1) and ``valid`` (uint8 0/1), with the input coordinates.
+
+    ``take_probabilities``: the caller hands its float32 ``probabilities`` array over
+    and never uses it again (the pipeline, with the blended raster of a scene); it
+    becomes the output's ``probabilities`` instead of being copied, which saves a
+    scene-sized copy (482 MB for 10980²). Otherwise the inputs are never modified."""
     params = params or PostprocessParams()
     if probabilities.dims != DIMS or quality.dims != DIMS:
         raise ValueError(f"probabilities and quality must have dims {DIMS}")
@@ -86,7 +95,10 @@ def postprocess(
         raise ValueError(
             f"probabilities {probabilities.shape} and quality {quality.shape} differ in shape"
         )
-    prob = np.array(probabilities.values, dtype=np.float32)  # a copy: never the input
+    if take_probabilities and probabilities.dtype == np.float32:
+        prob = probabilities.values  # handed over: ours to change
+    else:
+        prob = np.array(probabilities.values, dtype=np.float32)  # a copy: never the input
     valid = valid_mask(np.asarray(quality.values), params)
     valid &= np.isfinite(prob)
     prob[~valid] = np.nan
@@ -168,15 +180,24 @@ def remove_objects(binary: np.ndarray, valid: np.ndarray, min_size: int) -> np.n
     labels, count = label(binary, structure=STRUCTURE, output=np.int32)
     if count == 0:
         return np.zeros(binary.shape, dtype=bool)
-    # Counting only object pixels avoids an int64 copy of the whole label image.
-    sizes = np.bincount(labels[binary], minlength=count + 1)
-    keep = sizes >= max(min_size, 1)
-    keep[0] = False  # background
     # Pixels with all 8 neighbours valid (and inside the scene); an object pixel
     # outside that set touches invalid area. 3×3 erosion = running minimum along both
     # axes.
     inner = minimum_filter1d(valid.view(np.uint8), 3, axis=1, mode="constant", cval=0)
     inner = minimum_filter1d(inner, 3, axis=0, mode="constant", cval=0).view(bool)
-    touching = binary & ~inner
-    keep[np.unique(labels[touching])] = False
-    return keep[labels]
+    # A strip of rows at a time: the object pixels' labels of a whole noisy scene, or
+    # the intp copy indexing makes of the label image, would be scene-sized temporaries.
+    strips = [slice(r0, r0 + _EROSION_ROWS) for r0 in range(0, binary.shape[0], _EROSION_ROWS)]
+    sizes = np.zeros(count + 1, dtype=np.int64)
+    touching = []
+    for rows in strips:
+        strip, objects = labels[rows], binary[rows]
+        sizes += np.bincount(strip[objects], minlength=count + 1)
+        touching.append(np.unique(strip[objects & ~inner[rows]]))
+    keep = sizes >= max(min_size, 1)
+    keep[0] = False  # background
+    keep[np.concatenate(touching)] = False
+    kept = np.empty(binary.shape, dtype=bool)
+    for rows in strips:
+        kept[rows] = keep[labels[rows]]
+    return kept

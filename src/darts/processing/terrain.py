@@ -146,10 +146,40 @@ def relative_elevation(
     base = float(heights[valid].mean())
     centred = np.where(valid, heights - base, 0.0)
     sums = fftconvolve(centred, kernel, mode="same")
+    if valid.all():
+        # The usual window (no gap): the counts depend on the shape alone.
+        counts = _full_counts(heights.shape, pixel_m, outer_radius_m, inner_radius_m)
+        if counts.all():
+            out[...] = centred - sums / counts
+            return out
     counts = np.rint(fftconvolve(valid.astype(np.float64), kernel, mode="same"))
     ok = valid & (counts > 0)
     out[ok] = centred[ok] - sums[ok] / counts[ok]
     return out
+
+
+@lru_cache(maxsize=4)
+def _full_counts(
+    shape: tuple[int, int], pixel_m: float, outer_radius_m: float, inner_radius_m: float
+) -> np.ndarray:
+    """Kernel pixels inside an all-valid array of ``shape``, at each pixel (read-only,
+    cached: the patches of a scene have a few shapes). Exact: with ``R[r, i]`` = row
+    ``r + dy_i`` is inside and ``C[i, c]`` = the number of the kernel's columns in row
+    ``dy_i`` that land inside at column ``c``, the counts are the small-integer
+    product ``R @ C``."""
+    kernel = tpi_kernel(pixel_m, outer_radius_m, inner_radius_m) > 0
+    reach = kernel.shape[0] // 2
+    rows, cols = shape
+    offsets = np.arange(-reach, reach + 1)
+    inside_r = (np.arange(rows)[:, None] + offsets[None, :] >= 0) & (
+        np.arange(rows)[:, None] + offsets[None, :] < rows
+    )
+    shifted = np.arange(cols)[None, :] + offsets[:, None]  # (dx, col) → column read
+    inside_c = ((shifted >= 0) & (shifted < cols)).astype(np.float64)
+    per_row = kernel.astype(np.float64) @ inside_c  # (dy, col): kernel columns inside
+    counts = inside_r.astype(np.float64) @ per_row
+    counts.flags.writeable = False
+    return counts
 
 
 # -- 3×3 stencils ----------------------------------------------------------------------
@@ -166,8 +196,20 @@ def horn_gradient(dem: np.ndarray, pixel_m: float) -> tuple[np.ndarray, np.ndarr
     a, b, c = z[:-2, :-2], z[:-2, 1:-1], z[:-2, 2:]
     d, f = z[1:-1, :-2], z[1:-1, 2:]
     g, h, i = z[2:, :-2], z[2:, 1:-1], z[2:, 2:]
-    east[1:-1, 1:-1] = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * pixel_m)
-    north[1:-1, 1:-1] = ((a + 2 * b + c) - (g + 2 * h + i)) / (8 * pixel_m)
+    # ((c + 2f + i) − (a + 2d + g)) / 8px and ((a + 2b + c) − (g + 2h + i)) / 8px,
+    # evaluated in place in that order (the same values as the plain expressions).
+    for out, (p, q, r), (s, t, u) in (
+        (east[1:-1, 1:-1], (c, f, i), (a, d, g)),
+        (north[1:-1, 1:-1], (a, b, c), (g, h, i)),
+    ):
+        other = np.multiply(t, 2)
+        other += s
+        other += u
+        np.multiply(q, 2, out=out)
+        out += p
+        out += r
+        out -= other
+        out /= 8 * pixel_m
     # Horn's stencil skips the centre, but a pixel without a height has no terrain.
     missing = np.isnan(z)
     east[missing] = np.nan
@@ -175,21 +217,48 @@ def horn_gradient(dem: np.ndarray, pixel_m: float) -> tuple[np.ndarray, np.ndarr
     return east, north
 
 
-def slope(dem: np.ndarray, pixel_m: float) -> np.ndarray:
-    """Degrees from horizontal, Horn 3×3."""
-    east, north = horn_gradient(dem, pixel_m)
-    return np.degrees(np.arctan(np.hypot(east, north))).astype(np.float32)
+Gradient = tuple[np.ndarray, np.ndarray]
+"""What `horn_gradient` returns; slope, aspect and hillshade of one window can share it."""
 
 
-def aspect(dem: np.ndarray, pixel_m: float, *, north_bearing_deg: float = 0.0) -> np.ndarray:
+def _gradient(dem: np.ndarray | None, pixel_m: float, gradient: Gradient | None) -> Gradient:
+    if gradient is not None:
+        return gradient
+    if dem is None:
+        raise ValueError("give the DEM or its gradient")
+    return horn_gradient(dem, pixel_m)
+
+
+def slope(
+    dem: np.ndarray | None, pixel_m: float, *, gradient: Gradient | None = None
+) -> np.ndarray:
+    """Degrees from horizontal, Horn 3×3. ``gradient``: `horn_gradient(dem, pixel_m)`,
+    when the caller already has it."""
+    east, north = _gradient(dem, pixel_m, gradient)
+    steepness = np.hypot(east, north)
+    np.arctan(steepness, out=steepness)
+    np.degrees(steepness, out=steepness)
+    return steepness.astype(np.float32)
+
+
+def aspect(
+    dem: np.ndarray | None,
+    pixel_m: float,
+    *,
+    north_bearing_deg: float = 0.0,
+    gradient: Gradient | None = None,
+) -> np.ndarray:
     """Direction the slope faces, degrees clockwise from north (0..360); NaN when flat.
     ``north_bearing_deg``: see the module docstring (0 = grid north)."""
-    east, north = horn_gradient(dem, pixel_m)
+    east, north = _gradient(dem, pixel_m, gradient)
     with np.errstate(invalid="ignore"):
         flat = (east == 0) & (north == 0)
     # Downhill is minus the gradient; atan2(east, north) is a bearing from north.
-    bearing = np.degrees(np.arctan2(-east, -north)) - north_bearing_deg
-    result = np.mod(bearing, 360.0)
+    result = np.negative(east)
+    np.arctan2(result, np.negative(north), out=result)
+    np.degrees(result, out=result)
+    result -= north_bearing_deg
+    np.mod(result, 360.0, out=result)
     result[flat] = np.nan
     # mod can round a tiny negative up to exactly 360.0; that direction is 0.
     result[result >= 360.0] = 0.0
@@ -197,23 +266,34 @@ def aspect(dem: np.ndarray, pixel_m: float, *, north_bearing_deg: float = 0.0) -
 
 
 def hillshade(
-    dem: np.ndarray,
+    dem: np.ndarray | None,
     pixel_m: float,
     azimuth_deg: float,
     elevation_deg: float,
     *,
     north_bearing_deg: float = 0.0,
+    gradient: Gradient | None = None,
 ) -> np.ndarray:
     """Illumination 0..1 by a sun at ``azimuth_deg`` (clockwise from north) and
     ``elevation_deg`` above the horizon; flat ground gives sin(elevation)."""
-    east, north = horn_gradient(dem, pixel_m)
+    east, north = _gradient(dem, pixel_m, gradient)
     azimuth = math.radians(azimuth_deg + north_bearing_deg)  # the sun's bearing on the grid
     elevation = math.radians(elevation_deg)
-    toward_sun = east * math.sin(azimuth) + north * math.cos(azimuth)
-    shade = (math.sin(elevation) - math.cos(elevation) * toward_sun) / np.sqrt(
-        1.0 + east * east + north * north
-    )
-    return np.clip(shade, 0.0, 1.0).astype(np.float32)
+    # (sin(e) − cos(e)·(east·sin(a) + north·cos(a))) / sqrt(1 + east² + north²),
+    # evaluated in place in that order (the same values as the plain expression).
+    shade = east * math.sin(azimuth)
+    part = north * math.cos(azimuth)
+    shade += part
+    shade *= math.cos(elevation)
+    np.subtract(math.sin(elevation), shade, out=shade)
+    length = np.multiply(east, east)
+    length += 1.0
+    np.multiply(north, north, out=part)
+    length += part
+    np.sqrt(length, out=length)
+    shade /= length
+    np.clip(shade, 0.0, 1.0, out=shade)
+    return shade.astype(np.float32)
 
 
 def curvature(dem: np.ndarray, pixel_m: float) -> np.ndarray:

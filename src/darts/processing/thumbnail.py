@@ -15,11 +15,16 @@
   pixel, because a thumbnail pixel counts as detected if any scene pixel in it is.
 
 Rendering only reads the input; it never depends on other exports (pitfall 22).
+
+Memory: the scene is read in strips of rows (:data:`_ROWS_PER_STEP` thumbnail rows),
+so no full-scene temporary is made, and variables backed lazily (e.g. reflectance
+from `feature_dataset(..., lazy=True)`) are only ever computed one strip at a time.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +59,10 @@ def reduced_shape(shape: tuple[int, ...], factor: int) -> tuple[int, int]:
     return (math.ceil(shape[0] / factor), math.ceil(shape[1] / factor))
 
 
-def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
+def block_mean(array: np.ndarray | xr.DataArray, factor: int) -> np.ndarray:
     """float32 mean of the finite values in each ``factor``×``factor`` block (edge
-    blocks are partial); NaN where a block has none."""
+    blocks are partial); NaN where a block has none. ``array``: 2-D, anything numpy
+    can convert (integers count as values), read one strip of rows at a time."""
     rows, cols = reduced_shape(array.shape, factor)
     out = np.full((rows, cols), np.nan, dtype=np.float32)
     for row0 in range(0, rows, _ROWS_PER_STEP):
@@ -71,24 +77,44 @@ def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-def block_any(mask: np.ndarray, factor: int) -> np.ndarray:
+def block_any(mask: np.ndarray | xr.DataArray, factor: int) -> np.ndarray:
     """True where any pixel of the ``factor``×``factor`` block is True."""
-    rows, cols = reduced_shape(mask.shape, factor)
+    return _block_any(lambda rows: np.asarray(mask[rows], dtype=bool), mask.shape, factor)
+
+
+def _block_any(
+    read: Callable[[slice], np.ndarray], shape: tuple[int, ...], factor: int
+) -> np.ndarray:
+    """`block_any` of the bool mask whose rows ``read(rows)`` returns."""
+    rows, cols = reduced_shape(shape, factor)
     out = np.zeros((rows, cols), dtype=bool)
     for row0 in range(0, rows, _ROWS_PER_STEP):
         row1 = min(rows, row0 + _ROWS_PER_STEP)
-        strip = _padded_strip(mask, factor, row0, row1, cols, fill=False)
+        source = read(slice(row0 * factor, row1 * factor))
+        strip = _padded(source, factor, row1 - row0, cols, fill=False)
         out[row0:row1] = strip.reshape(row1 - row0, factor, cols, factor).any(axis=(1, 3))
     return out
 
 
 def _padded_strip(
-    array: np.ndarray, factor: int, row0: int, row1: int, cols: int, *, fill: float | bool
+    array: np.ndarray | xr.DataArray,
+    factor: int,
+    row0: int,
+    row1: int,
+    cols: int,
+    *,
+    fill: float | bool,
 ) -> np.ndarray:
     """Input rows for output rows row0..row1, padded with ``fill`` to whole blocks."""
-    source = array[row0 * factor : row1 * factor]
+    source = np.asarray(array[row0 * factor : row1 * factor])
+    return _padded(source, factor, row1 - row0, cols, fill=fill)
+
+
+def _padded(
+    source: np.ndarray, factor: int, rows: int, cols: int, *, fill: float | bool
+) -> np.ndarray:
     dtype = bool if isinstance(fill, bool) else np.float32
-    strip = np.full(((row1 - row0) * factor, cols * factor), fill, dtype=dtype)
+    strip = np.full((rows * factor, cols * factor), fill, dtype=dtype)
     strip[: source.shape[0], : source.shape[1]] = source
     return strip
 
@@ -126,19 +152,33 @@ def render_thumbnail(result: xr.Dataset) -> np.ndarray:
     for name in ("probabilities", "binarized", "valid"):
         if name not in result.data_vars:
             raise ExportError(f"cannot draw the thumbnail: the scene result has no {name!r}")
-    valid = np.asarray(result["valid"].values) == 1
-    factor = thumbnail_factor(valid.shape)
+    valid = result["valid"]
+    shape = valid.shape
+    factor = thumbnail_factor(shape)
     if all(name in result.data_vars for name in RGB_BANDS):
-        bands = np.stack([block_mean(np.asarray(result[n].values), factor) for n in RGB_BANDS])
+        bands = np.stack([block_mean(result[n], factor) for n in RGB_BANDS])
         image = stretch(bands)
         # Below half valid: mostly outside the area the model may report on.
-        mostly_invalid = block_mean(valid.astype(np.float32), factor) < 0.5
-        image[mostly_invalid] //= 2
+        valid_share = block_mean(_Rows(lambda rows: valid[rows].values == 1, shape), factor)
+        image[valid_share < 0.5] //= 2
     else:
-        image = probability_grey(block_mean(np.asarray(result["probabilities"].values), factor))
-    detections = (np.asarray(result["binarized"].values) == 1) & valid
-    image[outline(block_any(detections, factor))] = OUTLINE_COLOUR
+        image = probability_grey(block_mean(result["probabilities"], factor))
+
+    def detections(rows: slice) -> np.ndarray:
+        return (result["binarized"][rows].values == 1) & (valid[rows].values == 1)
+
+    image[outline(_block_any(detections, shape, factor))] = OUTLINE_COLOUR
     return image
+
+
+class _Rows:
+    """A 2-D array-like whose row slices are computed by ``read`` (for `block_mean`)."""
+
+    def __init__(self, read: Callable[[slice], np.ndarray], shape: tuple[int, ...]) -> None:
+        self.read, self.shape = read, shape
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.read(rows)
 
 
 def write_thumbnail(result: xr.Dataset, out_dir: Path) -> list[Path]:
