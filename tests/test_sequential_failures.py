@@ -86,4 +86,7 @@ def test_one_failing_scene_does_not_stop_the_others_and_the_exit_code_says_so(
         rows = {row["scene_id"]: row for row in csv.DictReader(table)}
     assert rows[good]["status"] == "done"
     assert rows[broken]["status"] == "failed"
+    for step in ("optical", "preprocess", "segment", "export"):
+        assert float(rows[good][f"seconds_{step}"]) >= 0.0
+    assert int(rows[good]["patches"]) > 0
     assert "403" in rows[broken]["error"] or "denied" in rows[broken]["error"].lower()

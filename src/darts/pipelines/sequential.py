@@ -10,6 +10,8 @@ lists everything missing before any work starts.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import time
@@ -480,13 +482,22 @@ def _new_run_dir(output_dir: Path) -> Path:
 def _write_results(report: RunReport) -> None:
     rows = [asdict(r) for r in report.results]
     _write_json(report.run_dir / "results.json", {"results": rows, "counts": report.counts()})
-    lines = ["scene_id,status,error,output_dir,seconds_total"]
+    # One column per step, in the order the steps first ran, so the table reads the same
+    # whichever scene failed early.
+    steps = list(dict.fromkeys(step for r in report.results for step in r.seconds))
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(
+        ["scene_id", "status", "error", "output_dir", "patches", "patches_skipped",
+         "seconds_total", *(f"seconds_{step}" for step in steps)]
+    )  # fmt: skip
     for r in report.results:
-        error = (r.error or "").replace('"', "'").replace("\n", " ")
-        lines.append(
-            f'{r.scene_id},{r.status},"{error}",{r.output_dir},{sum(r.seconds.values()):.1f}'
-        )
-    _write_text(report.run_dir / "results.csv", "\n".join(lines) + "\n")
+        writer.writerow(
+            [r.scene_id, r.status, (r.error or "").replace("\n", " "), r.output_dir,
+             r.patches, r.patches_skipped, f"{sum(r.seconds.values()):.1f}",
+             *(f"{r.seconds[step]:.2f}" if step in r.seconds else "" for step in steps)]
+        )  # fmt: skip
+    _write_text(report.run_dir / "results.csv", table.getvalue())
 
 
 def _write_json(path: Path, document: Any) -> None:
