@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -175,7 +176,8 @@ def model_file(data_dir: Path, encoder: str) -> Path:
 def run_child(
     mode: str, args: argparse.Namespace, data_dir: Path, scene_id: str, model: Path
 ) -> dict[str, Any]:
-    report = data_dir / f"bench-{mode}.json"
+    # Named by this process: two benchmark runs on one data folder must not mix.
+    report = data_dir / f"bench-{mode}-{os.getpid()}.json"
     report.unlink(missing_ok=True)
     spec = {
         "mode": mode,
@@ -189,7 +191,7 @@ def run_child(
             "--scene-ids", scene_id, "--model-files", str(model), "--device", args.device,
             "--patch-size", str(args.patch_size), "--overlap", str(args.overlap),
             "--batch-size", str(args.batch_size),
-            "--output-dir", str(data_dir / f"out-{mode}"),
+            "--output-dir", str(output_dir(data_dir, mode)),
         ],
     }  # fmt: skip
     command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
@@ -202,7 +204,14 @@ def run_child(
         raise SystemExit(f"{mode} child failed (exit {code}), no report")
     result = dict(json.loads(report.read_text()))
     result.update(wall=wall, child_cpu=usage.ru_utime + usage.ru_stime, exit=code)
+    report.unlink()
+    shutil.rmtree(output_dir(data_dir, mode), ignore_errors=True)
     return result
+
+
+def output_dir(data_dir: Path, mode: str) -> Path:
+    """Where a child's run writes (removed afterwards): one per benchmark process."""
+    return data_dir / "runs" / f"{mode}-{os.getpid()}"
 
 
 def child_main(spec: dict[str, Any]) -> int:
@@ -226,9 +235,10 @@ def child_main(spec: dict[str, Any]) -> int:
 
 
 def _results_table(argv: list[str]) -> list[dict[str, Any]]:
+    """This process's run record (run folders end in the pid of their process)."""
     out = Path(argv[argv.index("--output-dir") + 1])
-    runs = sorted((out / "runs").iterdir())
-    return list(json.loads((runs[-1] / "results.json").read_text())["results"])
+    (run,) = (out / "runs").glob(f"*-{os.getpid()}")
+    return list(json.loads((run / "results.json").read_text())["results"])
 
 
 def _status_kib(field: str) -> int:
