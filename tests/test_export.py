@@ -14,8 +14,6 @@ import shapely
 import xarray as xr
 from affine import Affine
 from scipy import ndimage
-from xarray.backends import BackendArray
-from xarray.core import indexing
 
 from darts.processing.export import (
     DEFAULT_EXPORTS,
@@ -29,6 +27,7 @@ from darts.processing.export_rasters import write_cog
 from darts.processing.export_staging import staged, staged_name
 from darts.processing.export_vectors import POLYGON_CONNECTIVITY, label_objects, segments_frame
 from darts.processing.run_metadata import RECORD_NAME
+from darts.processing.testing import strip_recording_variable
 from darts.sources.decode import grid_coords
 from darts.store.georef import Grid
 
@@ -453,24 +452,6 @@ def test_encodings_and_relabelling_in_strips_equal_the_whole_scene(
     np.testing.assert_array_equal(labels, whole[2][0])
 
 
-class _Rows(BackendArray):
-    """A lazily computed 2-D layer that records the rows of every read."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        self.values, self.shape, self.dtype = values, values.shape, values.dtype
-        self.rows: list[int] = []
-
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.BASIC, self._read
-        )
-
-    def _read(self, key: tuple) -> np.ndarray:
-        out = self.values[key]
-        self.rows.append(out.shape[0])
-        return out
-
-
 def test_lazy_layers_are_written_a_strip_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -482,8 +463,8 @@ def test_lazy_layers_are_written_a_strip_at_a_time(
     lazy = scene.copy()
     readers = {}
     for name in ("red", "green", "blue"):
-        readers[name] = _Rows(scene[name].values.astype(np.float64))  # converted per strip
-        lazy[name] = xr.Variable(("y", "x"), indexing.LazilyIndexedArray(readers[name]))
+        # float64: converted per strip on the way out
+        lazy[name], readers[name] = strip_recording_variable(scene[name].values.astype(np.float64))
     written = export_scene(lazy, tmp_path / "lazy", exports=["optical"], metadata=METADATA)
     for name, reader in readers.items():
         assert sum(reader.rows) == SHAPE[0] and max(reader.rows) <= 64, name

@@ -13,23 +13,13 @@ from pathlib import Path
 import pytest
 
 from darts.cli.main import main
-from darts.net.guard import forbid_sockets, get_gate
+from darts.net.guard import forbid_sockets
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
 from darts.store.scenes import SceneStore
 
 DEFAULT_KEYS = ["B02_10m", "B03_10m", "B04_10m", "B08_10m", "SCL_20m"]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_config: Path) -> Path:
-    monkeypatch.setenv("DARTS_CONFIG_FILE", str(sandbox_config))
-    monkeypatch.setenv("DARTS_DATA_DIR", str(tmp_path / "darts"))
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "DARTS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    yield tmp_path / "darts"
-    get_gate().set_offline(False)
 
 
 def manifest(world: WorldLayout) -> dict:

@@ -5,26 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from darts.cli.main import main
 from darts.grid.cube import Window
-from darts.net.guard import forbid_sockets, get_gate
+from darts.net.guard import forbid_sockets
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.service import Sandbox
 from darts.sources.arcticdem import arcticdem_spec
 from darts.sources.tcvis import tcvis_period, tcvis_spec
 from darts.store.datacube import Datacube
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_config: Path) -> Path:
-    monkeypatch.setenv("DARTS_CONFIG_FILE", str(sandbox_config))
-    monkeypatch.setenv("DARTS_DATA_DIR", str(tmp_path / "darts"))
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "DARTS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    yield tmp_path / "darts"
-    get_gate().set_offline(False)
 
 
 def run(args: list[str], capsys) -> tuple[int, str, str]:

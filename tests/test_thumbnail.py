@@ -9,10 +9,9 @@ import xarray as xr
 from PIL import Image
 from pyproj import CRS
 from scipy import ndimage
-from xarray.backends import BackendArray
-from xarray.core import indexing
 
 from darts.processing import thumbnail
+from darts.processing.testing import strip_recording_variable
 from darts.processing.thumbnail import (
     OUTLINE_COLOUR,
     THUMBNAIL_MAX_SIZE,
@@ -117,32 +116,13 @@ def test_invalid_area_is_dimmed() -> None:
     assert 0.4 < outside / inside < 0.6
 
 
-class _Strips(BackendArray):
-    """A lazily read 2-D array that records the rows of every read."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        self.values, self.shape, self.dtype = values, values.shape, values.dtype
-        self.rows: list[int] = []
-
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.BASIC, self._read
-        )
-
-    def _read(self, key: tuple) -> np.ndarray:
-        out = self.values[key]
-        self.rows.append(out.shape[0])
-        return out
-
-
 def test_lazy_bands_are_read_a_strip_at_a_time_with_the_same_result() -> None:
     scene = make_scene((2100, 1500))
     expected = render_thumbnail(scene)
     lazy = scene.copy()
     strips = {}
     for name in ("red", "green", "blue", "probabilities"):
-        strips[name] = _Strips(scene[name].values)
-        lazy[name] = xr.Variable(("y", "x"), indexing.LazilyIndexedArray(strips[name]))
+        lazy[name], strips[name] = strip_recording_variable(scene[name].values)
     np.testing.assert_array_equal(render_thumbnail(lazy), expected)
     for name in ("red", "green", "blue"):
         assert sum(strips[name].rows) == 2100  # each row read once

@@ -18,7 +18,6 @@ environment variables: the user's own settings cannot redirect the demo.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from darts.demo.data import (
     running_sandbox,
     selection_flags,
 )
+from darts.pipelines.step_clock import StepClock
 from darts.processing.evaluate import MatchScores
 
 Say = Callable[[str], None]
@@ -75,12 +75,13 @@ def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) ->
 
     demo_dir = request.demo_dir.resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
-    clock = _Clock()
+    seconds: dict[str, float] = {}
+    clock = StepClock(seconds)
     with clock("world"):
         say(f"sandbox world: {request.sandbox_root / 'small-seed0'} (built once, then cached)")
         world = build_demo_world(request.sandbox_root, progress=lambda m: say(f"  {m}"))
     report = DemoReport(demo_dir=demo_dir, world=world.root, output_dir=demo_dir / "out")
-    report.seconds = clock.seconds
+    report.seconds = seconds
     selection = selection_flags(
         request.tiles,
         request.years,
@@ -222,18 +223,3 @@ def _latest_run(output_dir: Path) -> tuple[Path | None, dict[str, int]]:
     except (OSError, ValueError, KeyError):
         counts = {}
     return run_dir, {str(k): int(v) for k, v in counts.items()}
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, step: str) -> _Clock:
-        self._step = step
-        return self
-
-    def __enter__(self) -> None:
-        self._started = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self._step] = time.perf_counter() - self._started

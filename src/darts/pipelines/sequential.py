@@ -30,6 +30,7 @@ from darts.net.http import HttpClient
 from darts.pipelines.aux_data import AuxCubes
 from darts.pipelines.aux_regions import item_year, regions_for_scenes
 from darts.pipelines.runtime import Runtime
+from darts.pipelines.step_clock import StepClock
 from darts.processing.export import export_scene, is_complete, scene_output_dir
 from darts.processing.features import (
     ALL_FEATURES,
@@ -234,7 +235,7 @@ def _process_scene(
     from darts.pipelines.optical import load_optical
 
     fetch = not runtime.offline
-    clock = _Clock(result.seconds)
+    clock = StepClock(result.seconds)
     with clock("optical"):
         optical = load_optical(
             item, list(OPTICAL_BANDS), store, s3, offline=runtime.offline, reflectance=False
@@ -452,24 +453,6 @@ def _libc() -> Any:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
         return None
-
-
-class _Clock:
-    """``with clock("step"):`` adds the step's wall seconds to ``into``."""
-
-    def __init__(self, into: dict[str, float]) -> None:
-        self.into = into
-
-    def __call__(self, step: str) -> _Clock:
-        self._step = step
-        return self
-
-    def __enter__(self) -> None:
-        self._started = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        elapsed = time.perf_counter() - self._started
-        self.into[self._step] = round(self.into.get(self._step, 0.0) + elapsed, 3)
 
 
 def _new_run_dir(output_dir: Path) -> Path:

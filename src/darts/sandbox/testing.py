@@ -7,7 +7,9 @@ Load them with ``pytest_plugins = ["darts.sandbox.testing"]`` in a conftest.py.
   a temporary folder) in a folder keyed by a hash of the world builder's source, so a
   change to the builder never reuses a stale world;
 - ``sandbox``: all stand-ins running for the session, faults off;
-- ``sandbox_config``: a darts TOML config file pointing at them.
+- ``sandbox_config``: a darts TOML config file pointing at them;
+- ``data_dir``: a fresh ``DARTS_DATA_DIR`` for one test, with the sandbox config as
+  ``DARTS_CONFIG_FILE`` and no AWS or offline setting leaking in from the environment.
 
 Tests that change faults must restore them (``sandbox.set_faults(name, FaultConfig())``)
 and may clear the request log with ``sandbox.clear_requests()``.
@@ -71,3 +73,17 @@ def sandbox(sandbox_world: WorldLayout) -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def sandbox_config(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sandbox.write_config(tmp_path_factory.mktemp("sandbox-config") / "sandbox.toml")
+
+
+@pytest.fixture
+def data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_config: Path
+) -> Iterator[Path]:
+    from darts.net.guard import get_gate
+
+    monkeypatch.setenv("DARTS_CONFIG_FILE", str(sandbox_config))
+    monkeypatch.setenv("DARTS_DATA_DIR", str(tmp_path / "darts"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "DARTS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    yield tmp_path / "darts"
+    get_gate().set_offline(False)  # a CLI run with --offline switches the process gate
