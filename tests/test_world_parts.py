@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import subprocess
+import time
+
 import numpy as np
 import pytest
 from affine import Affine
@@ -161,3 +165,29 @@ def test_footprint_polygons_are_valid() -> None:
     assert full.is_valid and cut.is_valid and cut.area < full.area
     assert full.contains(cut.buffer(-1e-6))
     assert box(-133.0, 68.8, -132.3, 69.2).contains(full)
+
+
+def _outlive(owner_pid: int) -> None:
+    from darts.sandbox.world.jobs import exit_with
+
+    exit_with(owner_pid, interval_s=0.05)
+    time.sleep(60)
+
+
+def test_a_build_worker_ends_when_its_build_is_gone() -> None:
+    # A real forkserver child, as the build pool's workers are: its parent is the
+    # forkserver, which stays alive, so only the owner watch can end it.
+    owner = subprocess.Popen(["sleep", "60"])
+    worker = multiprocessing.get_context("forkserver").Process(target=_outlive, args=(owner.pid,))
+    worker.start()
+    try:
+        time.sleep(0.3)
+        assert worker.is_alive()
+        owner.kill()
+        owner.wait()
+        worker.join(timeout=10)
+        assert worker.exitcode == 3
+    finally:
+        owner.kill()
+        if worker.is_alive():
+            worker.kill()

@@ -73,7 +73,10 @@ def _run(
         return results
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=init_worker, initargs=(world, root, True)
+        workers,
+        mp_context=context,
+        initializer=init_worker,
+        initargs=(world, root, True, os.getpid()),
     ) as pool:
         futures = [pool.submit(run_job, job) for job in jobs]
         results = []

@@ -9,6 +9,9 @@ window sees the same ground); large windows are sampled block by block instead.
 from __future__ import annotations
 
 import ctypes
+import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +91,37 @@ def _keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 31)
 
 
-def init_worker(world: WorldField, root: Path, pool_worker: bool = False) -> None:
+def exit_with(owner_pid: int, interval_s: float = 1.0) -> threading.Thread:
+    """End this process soon after process ``owner_pid`` is gone.
+
+    Pool workers are children of the forkserver, not of the build that owns them, and
+    the forkserver outlives a build killed by a signal: without this, a killed
+    ``darts sandbox build`` leaves its workers writing a world nobody waits for, on
+    every core, for tens of minutes."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            except PermissionError:
+                pass  # alive, only not ours to signal
+
+    thread = threading.Thread(target=watch, name="exit-with-owner", daemon=True)
+    thread.start()
+    return thread
+
+
+def init_worker(
+    world: WorldField, root: Path, pool_worker: bool = False, owner_pid: int | None = None
+) -> None:
     global _CONTEXT
     if pool_worker:
         _keep_freed_memory()
+    if owner_pid is not None:
+        exit_with(owner_pid)
     _CONTEXT = _Context(world, root)
 
 
