@@ -250,7 +250,7 @@ def _status_kib(field: str) -> int:
 
 
 class _StepMemory:
-    """Peak RSS per pipeline step: VmHWM read and reset at each ``_Clock`` boundary
+    """Peak RSS per pipeline step: VmHWM read and reset at each ``StepClock`` boundary
     (and where the benchmark's own work starts and ends)."""
 
     def __init__(self, trace: bool) -> None:
@@ -288,7 +288,7 @@ class _StepMemory:
             self._reset()
 
     def install(self, sequential: Any) -> None:
-        clock = sequential._Clock
+        clock = sequential.StepClock
         enter, leave = clock.__enter__, clock.__exit__
         probe = self
 

@@ -17,6 +17,7 @@ from darts.errors import ConfigError, DartsError
 from darts.processing.checkpoints import CheckpointError, UnsafeCheckpointError
 from darts.processing.devices import DeviceError, resolve_device
 from darts.processing.models import (
+    LoadedModel,
     MissingBandsError,
     ModelSpec,
     check_bands,
@@ -64,6 +65,16 @@ def probe(channels: int = 3) -> torch.Tensor:
 def forward(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     with torch.inference_mode():
         return module(x)
+
+
+def same_outputs(loaded: LoadedModel, original: torch.nn.Module) -> bool:
+    """The loaded model computes exactly what the saved module computes, given the
+    memory format it was loaded in (convolution kernels differ between formats)."""
+    x = probe()
+    if loaded.channels_last:
+        original = original.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return torch.equal(forward(loaded.module, x), forward(original, x))
 
 
 def darts_document(module: torch.nn.Module, **config: Any) -> dict[str, Any]:
@@ -121,7 +132,7 @@ def test_each_layout_round_trips_to_identical_outputs(tmp_path: Path, layout: st
     loaded = load_model(path, CPU)
 
     assert not loaded.module.training
-    assert torch.equal(forward(loaded.module, probe()), forward(module, probe()))
+    assert same_outputs(loaded, module)
     spec = loaded.spec
     assert spec.layout == layout
     assert spec.bands == tuple(BANDS)
@@ -138,6 +149,20 @@ def test_each_layout_round_trips_to_identical_outputs(tmp_path: Path, layout: st
     assert loaded.device == CPU
 
 
+def test_cpu_models_run_channels_last_with_the_same_results(tmp_path: Path) -> None:
+    settings = {"encoder_name": "resnet18", "decoder_channels": [16, 8, 4]}
+    module = tiny_model(seed=3, **settings)
+    path = tmp_path / "resnet18.pt"
+    save_darts_checkpoint(module, {"model": {**TINY, **settings}, "bands": BANDS}, path)
+    loaded = load_model(path, CPU)
+    assert loaded.channels_last
+    weight = next(p for p in loaded.module.parameters() if p.ndim == 4)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    plain = forward(module, probe())
+    fast = forward(loaded.module, probe().contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+
+
 def test_resnet18_unet_round_trips(tmp_path: Path) -> None:
     # The encoder family of the production models, at the smallest depth.
     settings = {"encoder_name": "resnet18", "decoder_channels": [16, 8, 4]}
@@ -145,7 +170,7 @@ def test_resnet18_unet_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "resnet18.pt"
     save_darts_checkpoint(module, {"model": {**TINY, **settings}, "bands": BANDS}, path)
     loaded = load_model(path, CPU)
-    assert torch.equal(forward(loaded.module, probe()), forward(module, probe()))
+    assert same_outputs(loaded, module)
 
 
 def test_saved_checkpoint_records_time_and_leaves_no_temp_files(tmp_path: Path) -> None:

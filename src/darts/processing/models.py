@@ -68,6 +68,8 @@ class LoadedModel:
     spec: ModelSpec
     module: torch.nn.Module
     """In eval mode, on its device; outputs logits of shape (batch, 1, h, w)."""
+    channels_last: bool = False
+    """The weights are in channels-last memory format: inputs should be too."""
 
     @property
     def device(self) -> torch.device:
@@ -104,7 +106,15 @@ def load_model(path: Path, device: torch.device) -> LoadedModel:
         sha256=sha256,
         name=checkpoint.name or path.stem,
     )
-    return LoadedModel(spec=spec, module=module.to(device))
+    module = module.to(device)
+    # On the CPU, oneDNN's convolutions run on channels-last (NHWC) data without
+    # reordering every layer's activations: a 1024² patch through a 13-band
+    # Unet-resnet18 took 3.3-3.5 s instead of 4.2-4.8 s on 2 cores (same results to
+    # float rounding). GPUs keep the layout they were given.
+    channels_last = device.type == "cpu"
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return LoadedModel(spec=spec, module=module, channels_last=channels_last)
 
 
 def check_bands(spec: ModelSpec, available: Iterable[str]) -> None:
