@@ -34,7 +34,10 @@ reference layout (3600² chunks, Blosc zstd 9 = zstd 22) is ``--candidates
     faster is the floor). Also shown: zarr's own slicing of the same window (what
     ``Datacube.read`` did before ``darts.store.datacube_read``);
   - *fresh*: a new process (imports done, untimed): ``Datacube.open`` + the first
-    ``load``; floor: the same chunk files read and decoded in a new process.
+    ``load``; floor: the same chunk files read and decoded in a new process;
+  - *dem only*: the warm read the pipeline makes (``AuxCubes.load_dem`` reads the
+    heights alone: they are NaN wherever the data mask is 0), against the same floor
+    restricted to the ``dem`` chunks.
 
   Targets (warm): 10 km ≤ 0.1 s, scene ≤ 0.35 s, each ≤ 1.5× its floor.
 
@@ -89,6 +92,10 @@ TARGET_RATIO = 1.5
 REFERENCE_WARM_S = {"10 km": 0.16, "scene": 0.52}
 REFERENCE_COMPRESS_S_PER_10000_KM2 = 32.0
 # Chunk edges × codecs measured by default (the full world fills each in 10-40 s).
+# The read the pipeline makes: heights alone (the cube's heights are NaN where its data
+# mask is 0, so ``AuxCubes.load_dem`` leaves the mask out), and its floor.
+DEM_ONLY_LOAD = "  warm load, dem only"
+DEM_ONLY_FLOOR = "  floor warm dem only, 2 threads"
 DEFAULT_CANDIDATES = (
     "1024:lz4:9",
     "2048:lz4:9",
@@ -751,6 +758,17 @@ class ReadTimings:
     def t(self, name: str) -> Timing:
         return self.timings.setdefault(name, Timing())
 
+    @property
+    def dem_plan(self) -> ReadPlan:
+        """The plan restricted to ``dem``: what the pipeline reads (``AuxCubes.load_dem``)."""
+        return ReadPlan(
+            self.plan.shape,
+            self.plan.chunk,
+            {k: v for k, v in self.plan.variables.items() if k == "dem"},
+            tuple(p for p in self.plan.pieces if p.variable == "dem"),
+            tuple(a for a in self.plan.absent if a[0] == "dem"),
+        )
+
     def floor(self, kind: str) -> Timing:
         ways = [self.t(f"floor {kind}, 1 thread"), self.t(f"floor {kind}, {THREADS} threads")]
         return min(ways, key=lambda t: t.median)
@@ -821,6 +839,10 @@ def measure_reads(
                     (subject.t(f"floor warm, {THREADS} threads"),
                      lambda p=plan: floor_read(p, pool)),
                     (subject.t("  warm zarr slicing"), lambda w=w: zarr_only(cube, w)),
+                    (subject.t(DEM_ONLY_LOAD),
+                     lambda b=bounds: cube.load(b, source=source, fetch=False, variables=["dem"])),
+                    (subject.t(DEM_ONLY_FLOOR),
+                     lambda p=subject.dem_plan: floor_read(p, pool)),
                 ]  # fmt: skip
             if run < runs:
                 shift = run % len(warm)
@@ -905,6 +927,11 @@ def report_candidate(outcome: Outcome) -> None:
         fresh, fresh_floor = r.t("fresh open + load"), r.floor("fresh")
         print(f"    warm / floor:   {ratio(warm, warm_floor)}; target <= {TARGET_RATIO}")
         print(f"    fresh / floor:  {ratio(fresh, fresh_floor)}")
+        dem_load, dem_floor = r.t(DEM_ONLY_LOAD), r.t(DEM_ONLY_FLOOR)
+        print(
+            f"    dem only (the pipeline's read): warm {dem_load.min:.3f} s min, "
+            f"{dem_load.median:.3f} s median; / floor: {ratio(dem_load, dem_floor)}"
+        )
         print(
             f"    warm vs target: {warm.min:.3f} s min, {warm.median:.3f} s median; target "
             f"<= {TARGETS_S[name]} s (reference {REFERENCE_WARM_S[name]} s)"

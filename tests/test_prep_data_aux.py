@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from darts.cli.main import main
 from darts.grid.cube import Window
 from darts.net.guard import forbid_sockets
@@ -129,3 +131,43 @@ def test_aux_with_a_cube_of_another_resolution_is_one_clear_error(
     assert code == 2
     assert "Traceback" not in err
     assert str(cube_dir) in err
+
+
+def test_the_pipeline_reads_heights_alone_and_they_carry_the_data_mask(
+    sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys
+) -> None:
+    from darts.cli.commands import ALL_COMMANDS, GROUP_HELP
+    from darts.cli.main import resolve_command
+    from darts.cli.parser import build_parser
+    from darts.net.http import HttpClient
+    from darts.pipelines.aux_data import AuxCubes
+    from darts.pipelines.aux_regions import regions_for_scenes
+    from darts.pipelines.runtime import runtime_from
+    from darts.store.scenes import SceneStore
+
+    scene = main_scene(sandbox_world)
+    code, _, err = run(
+        ["inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--optical", "--aux"],
+        capsys,
+    )
+    assert code == 0, err
+    args = build_parser(ALL_COMMANDS, GROUP_HELP).parse_args(
+        ["inference", "readiness", "sentinel2", "--scene-ids", scene["id"]]
+    )
+    runtime = runtime_from(resolve_command(args))
+    item = SceneStore(runtime.paths.raw_data_store).item(scene["id"])
+    assert item is not None
+    region = regions_for_scenes([item])[0]
+    # A buffer wide enough to reach beyond the world's terrain, so the mask has gaps;
+    # the tiles that adds are fetched from the sandbox.
+    buffer_m = 25_000.0
+    with HttpClient(runtime.net) as http:
+        cubes = AuxCubes(runtime, http, resolution_m=10)
+        heights = cubes.load_dem(region, buffer_m, fetch=True)
+        everything = cubes.load_dem(region, buffer_m, fetch=False, variables=None)
+    assert list(heights.data_vars) == ["dem"]
+    assert sorted(everything.data_vars) == ["datamask", "dem"]
+    # What makes reading the mask unnecessary: no height where the mask says no data.
+    mask = everything["datamask"].values
+    assert 0 < int(mask.sum()) < mask.size
+    assert np.array_equal(np.isfinite(heights["dem"].values), mask == 1)

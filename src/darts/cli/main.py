@@ -3,6 +3,7 @@ exit codes. Commands themselves live in sibling modules and stay thin."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from darts.cli.commands import ALL_COMMANDS, GROUP_HELP
 from darts.cli.parser import CommandContext, build_parser
 from darts.errors import DartsError
-from darts.settings.resolve import read_config_file, resolve
+from darts.settings.resolve import Resolved, read_config_file, resolve
 
 log = logging.getLogger("darts")
 
@@ -37,6 +38,15 @@ def _setup_logging(verbosity: int, debug: bool, log_file: os.PathLike | None) ->
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def resolve_command(args: argparse.Namespace) -> Resolved:
+    """The settings of the parsed command: flags, environment, config file, defaults."""
+    config_path = args.config_file or os.environ.get("DARTS_CONFIG_FILE") or None
+    config = read_config_file(config_path) if config_path else None
+    flags = {k: v for k, v in vars(args).items() if "__" in k}
+    all_specs = [c.spec for c in ALL_COMMANDS]
+    return resolve(args._command.spec, flags, os.environ, config, all_specs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(ALL_COMMANDS, GROUP_HELP)
     args = parser.parse_args(argv)
@@ -47,11 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command is None:
             args._parser.print_help(sys.stderr)
             return 2
-        config_path = args.config_file or os.environ.get("DARTS_CONFIG_FILE") or None
-        config = read_config_file(config_path) if config_path else None
-        flags = {k: v for k, v in vars(args).items() if "__" in k}
-        all_specs = [c.spec for c in ALL_COMMANDS]
-        settings = resolve(command.spec, flags, os.environ, config, all_specs)
+        settings = resolve_command(args)
         context = CommandContext(command, settings, debug=debug, verbosity=args.verbose)
         return command.handler(context)
     except DartsError as exc:

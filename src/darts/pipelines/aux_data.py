@@ -262,9 +262,21 @@ class AuxCubes:
 
     # -- reading for a scene --------------------------------------------------------------
 
-    def load_dem(self, region: AuxRegion, buffer_m: float, *, fetch: bool) -> xr.Dataset:
+    def load_dem(
+        self,
+        region: AuxRegion,
+        buffer_m: float,
+        *,
+        fetch: bool,
+        variables: Sequence[str] | None = ("dem",),
+    ) -> xr.Dataset:
+        """The ArcticDEM cube over the region; ``dem`` alone by default. The cube's
+        heights are NaN wherever its ``datamask`` is 0 (the ArcticDEM source writes
+        them so), so the mask adds nothing for consumers of heights, while reading it
+        costs a fifth of a scene read's time and 121 MB per 10980² scene.
+        ``variables=None`` reads every variable."""
         key = CubeKey(ARCTICDEM)
-        return self._load(key, region, buffer_m, fetch=fetch)
+        return self._load(key, region, buffer_m, fetch=fetch, variables=variables)
 
     def load_tcvis(
         self, region: AuxRegion, year: int, buffer_m: float, *, fetch: bool
@@ -272,7 +284,15 @@ class AuxCubes:
         key = CubeKey(TCVIS, tcvis_period(year))
         return self._load(key, region, buffer_m, fetch=fetch)
 
-    def _load(self, key: CubeKey, region: AuxRegion, buffer_m: float, *, fetch: bool) -> xr.Dataset:
+    def _load(
+        self,
+        key: CubeKey,
+        region: AuxRegion,
+        buffer_m: float,
+        *,
+        fetch: bool,
+        variables: Sequence[str] | None = None,
+    ) -> xr.Dataset:
         spec = self.spec(key)
         cube = self.cube(key, create=fetch)
         if cube is None:
@@ -280,7 +300,7 @@ class AuxCubes:
             raise IncompleteCubeError(f"{self.label(key)} datacube at {self.location(key)}", tiles)
         bounds = region_bounds(region.footprint, spec.grid.crs, buffer_m)
         source = self.source(key) if fetch else self.tiling(key)
-        return cube.load(bounds, source=source, fetch=fetch)
+        return cube.load(bounds, source=source, fetch=fetch, variables=variables)
 
 
 def aux_gaps(cubes: AuxCubes, regions: Sequence[AuxRegion], buffer_m: float) -> list[Gap]:
