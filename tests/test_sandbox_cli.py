@@ -40,6 +40,9 @@ def test_serve_writes_a_working_config_and_stops_cleanly(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C as at a terminal: a test run that a non-interactive shell started in
+        # the background inherits SIGINT ignored, and the server would too.
+        preexec_fn=_default_sigint,
     )
     try:
         started = time.monotonic()
@@ -98,3 +101,7 @@ def test_selftest_passes_on_the_small_world(sandbox_world: WorldLayout, capsys) 
     assert "FAIL" not in out
     assert "9 passed, 0 failed" in out
     assert "Earth Engine token exchange" in out
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
