@@ -35,38 +35,32 @@ def _world_built(sandbox_world: WorldLayout) -> None:
     cache (``.sandbox/<digest>/``)."""
 
 
-def test_inference_benchmark_runs(tmp_path: Path) -> None:
-    output = run_benchmark(
-        "bench_inference.py", "--world", "small", "--max-patches", "1",
-        "--data-dir", tmp_path / "data", cwd=tmp_path,
-    )  # fmt: skip
-    assert "peak" in output and "overhead" in output
+# (script, its smallest settings, a word its report always prints). ``{tmp}`` is the
+# test's own folder.
+SMOKE_RUNS = {
+    "inference": (
+        "bench_inference.py",
+        ["--world", "small", "--max-patches", "1", "--data-dir", "{tmp}/data"],
+        "overhead",
+    ),
+    "aux cube": (
+        "bench_aux_cube.py",
+        ["--world", "small", "--runs", "1", "--fresh-runs", "1", "--candidates", "2048:lz4:9",
+         "--workdir", "{tmp}"],
+        "floor",
+    ),
+    "scene read": (
+        "bench_scene_read.py", ["--world", "small", "--runs", "1", "--workdir", "{tmp}"], "floor"
+    ),
+    "stage scene": ("bench_stage_scene.py", ["--world", "small", "--runs", "1"], "floor"),
+    "store encoding": (
+        "bench_store_encoding.py", ["--size", "2048", "--runs", "1", "--workdir", "{tmp}"], "MB"
+    ),
+}  # fmt: skip
 
 
-def test_aux_cube_benchmark_runs(tmp_path: Path) -> None:
-    output = run_benchmark(
-        "bench_aux_cube.py", "--world", "small", "--runs", "1", "--fresh-runs", "1",
-        "--candidates", "2048:lz4:9", "--workdir", tmp_path, cwd=tmp_path,
-    )  # fmt: skip
-    assert "floor" in output
-
-
-def test_scene_read_benchmark_runs(tmp_path: Path) -> None:
-    output = run_benchmark(
-        "bench_scene_read.py", "--world", "small", "--runs", "1", "--workdir", tmp_path,
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert "floor" in output
-
-
-def test_stage_scene_benchmark_runs(tmp_path: Path) -> None:
-    output = run_benchmark("bench_stage_scene.py", "--world", "small", "--runs", "1", cwd=tmp_path)
-    assert "floor" in output
-
-
-def test_store_encoding_benchmark_runs(tmp_path: Path) -> None:
-    output = run_benchmark(
-        "bench_store_encoding.py", "--size", "2048", "--runs", "1", "--workdir", tmp_path,
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert "MB" in output or "MiB" in output
+@pytest.mark.parametrize("name", SMOKE_RUNS)
+def test_benchmark_runs(name: str, tmp_path: Path) -> None:
+    script, args, word = SMOKE_RUNS[name]
+    output = run_benchmark(script, *(a.format(tmp=tmp_path) for a in args), cwd=tmp_path)
+    assert word in output
