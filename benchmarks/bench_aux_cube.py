@@ -86,16 +86,16 @@ if TYPE_CHECKING:
 RESOLUTION_M = 10
 MAIN_TILE = "T08WNB"  # the main tile of both worlds
 THREADS = 2  # the machine has 2 cores
+# The read the pipeline makes: heights alone (the cube's heights are NaN where its data
+# mask is 0, so ``AuxCubes.load_dem`` leaves the mask out), and its floor.
+DEM_ONLY_LOAD = "  warm load, dem only"
+DEM_ONLY_FLOOR = f"  floor warm dem only, {THREADS} threads"
 TARGETS_S = {"10 km": 0.1, "scene": 0.35}
 TARGET_RATIO = 1.5
 # Reference numbers (../shared/reference/performance.md, 3600² chunks, zstd 22).
 REFERENCE_WARM_S = {"10 km": 0.16, "scene": 0.52}
 REFERENCE_COMPRESS_S_PER_10000_KM2 = 32.0
 # Chunk edges × codecs measured by default (the full world fills each in 10-40 s).
-# The read the pipeline makes: heights alone (the cube's heights are NaN where its data
-# mask is 0, so ``AuxCubes.load_dem`` leaves the mask out), and its floor.
-DEM_ONLY_LOAD = "  warm load, dem only"
-DEM_ONLY_FLOOR = "  floor warm dem only, 2 threads"
 DEFAULT_CANDIDATES = (
     "1024:lz4:9",
     "2048:lz4:9",

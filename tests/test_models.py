@@ -149,11 +149,17 @@ def test_each_layout_round_trips_to_identical_outputs(tmp_path: Path, layout: st
     assert loaded.device == CPU
 
 
-def test_cpu_models_run_channels_last_with_the_same_results(tmp_path: Path) -> None:
+def saved_resnet18(tmp_path: Path, seed: int) -> tuple[torch.nn.Module, Path]:
+    """The encoder family of the production models, at the smallest depth, saved."""
     settings = {"encoder_name": "resnet18", "decoder_channels": [16, 8, 4]}
-    module = tiny_model(seed=3, **settings)
+    module = tiny_model(seed=seed, **settings)
     path = tmp_path / "resnet18.pt"
     save_darts_checkpoint(module, {"model": {**TINY, **settings}, "bands": BANDS}, path)
+    return module, path
+
+
+def test_cpu_models_run_channels_last_with_the_same_results(tmp_path: Path) -> None:
+    module, path = saved_resnet18(tmp_path, seed=3)
     loaded = load_model(path, CPU)
     assert loaded.channels_last
     weight = next(p for p in loaded.module.parameters() if p.ndim == 4)
@@ -164,11 +170,7 @@ def test_cpu_models_run_channels_last_with_the_same_results(tmp_path: Path) -> N
 
 
 def test_resnet18_unet_round_trips(tmp_path: Path) -> None:
-    # The encoder family of the production models, at the smallest depth.
-    settings = {"encoder_name": "resnet18", "decoder_channels": [16, 8, 4]}
-    module = tiny_model(seed=2, **settings)
-    path = tmp_path / "resnet18.pt"
-    save_darts_checkpoint(module, {"model": {**TINY, **settings}, "bands": BANDS}, path)
+    module, path = saved_resnet18(tmp_path, seed=2)
     loaded = load_model(path, CPU)
     assert same_outputs(loaded, module)
 
