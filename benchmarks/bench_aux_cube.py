@@ -162,37 +162,56 @@ class Candidate:
     codec: str
     level: int
     shuffle: str  # "default": the shuffle of the current ArcticDEM spec
+    block: int | None = None  # inner chunk edge of a sharded layout; None: not sharded
 
     @classmethod
     def parse(cls, text: str) -> Candidate:
-        """``CHUNK:CODEC[:LEVEL[:SHUFFLE]]``, e.g. ``2048:lz4:9`` (level 5 when omitted;
-        shuffle as in the current ArcticDEM spec unless given: auto, shuffle, bitshuffle,
-        noshuffle)."""
+        """``CHUNK[/BLOCK]:CODEC[:LEVEL[:SHUFFLE]]``, e.g. ``2048:lz4:9`` or, sharded
+        (2048² chunks compressed in 512² blocks), ``2048/512:lz4:9`` (level 5 when
+        omitted; shuffle as in the current ArcticDEM spec unless given: auto, shuffle,
+        bitshuffle, noshuffle)."""
         parts = text.split(":")
-        if not 2 <= len(parts) <= 4 or not parts[0].isdigit():
+        edges = parts[0].split("/")
+        if (
+            not 2 <= len(parts) <= 4
+            or not 1 <= len(edges) <= 2
+            or not all(e.isdigit() for e in edges)
+        ):
             raise argparse.ArgumentTypeError(
-                f"candidate {text!r} is not CHUNK:CODEC[:LEVEL[:SHUFFLE]]"
+                f"candidate {text!r} is not CHUNK[/BLOCK]:CODEC[:LEVEL[:SHUFFLE]]"
             )
         level = int(parts[2]) if len(parts) > 2 else 5
         shuffle = parts[3] if len(parts) > 3 else "default"
-        candidate = cls(int(parts[0]), parts[1], level, shuffle)
-        candidate.compression()  # validates codec, level and shuffle
+        block = int(edges[1]) if len(edges) > 1 else None
+        candidate = cls(int(edges[0]), parts[1], level, shuffle, block)
+        try:
+            candidate.spec()  # validates codec, level, shuffle and block
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"candidate {text!r}: {error}") from None
         return candidate
 
     @property
     def label(self) -> str:
         shuffle = "" if self.shuffle == "default" else f" {self.shuffle}"
-        return f"{self.chunk}² {self.codec}:{self.level}{shuffle}"
+        blocks = f"/{self.block}²" if self.block else ""
+        return f"{self.chunk}²{blocks} {self.codec}:{self.level}{shuffle}"
 
     @property
     def text(self) -> str:
-        return f"{self.chunk}:{self.codec}:{self.level}:{self.shuffle}"
+        edges = f"{self.chunk}/{self.block}" if self.block else str(self.chunk)
+        return f"{edges}:{self.codec}:{self.level}:{self.shuffle}"
 
     @property
     def dirname(self) -> str:
         c = self.compression()
         shuffle = "" if c.shuffle == "auto" else f"-{c.shuffle}"
-        return f"arcticdem-10m-c{self.chunk}-{self.codec}{self.level}{shuffle}"
+        blocks = f"-b{self.block}" if self.block else ""
+        return f"arcticdem-10m-c{self.chunk}{blocks}-{self.codec}{self.level}{shuffle}"
+
+    @property
+    def frame(self) -> int:
+        """Edge of one compressed frame: the block if sharded, else the chunk."""
+        return self.block or self.chunk
 
     def compression(self) -> CubeCompression:
         from darts.sources.arcticdem import arcticdem_spec
@@ -204,7 +223,7 @@ class Candidate:
             raise argparse.ArgumentTypeError(f"unknown Blosc shuffle {self.shuffle!r}")
         default = arcticdem_spec(RESOLUTION_M).compression.shuffle
         shuffle = default if self.shuffle == "default" else self.shuffle
-        return CubeCompression(self.codec, self.level, shuffle)  # type: ignore[arg-type]
+        return CubeCompression(self.codec, self.level, shuffle, self.block)  # type: ignore[arg-type]
 
     def spec(self) -> CubeSpec:
         from darts.sources.arcticdem import arcticdem_spec
@@ -289,33 +308,40 @@ def windows_for(footprint: Window, chunk: int) -> dict[str, Window]:
 
 @dataclass(frozen=True)
 class Piece:
+    """One compressed frame to read and decode: a whole chunk, or one inner chunk
+    (block) of a shard, at ``offset``/``length`` in its chunk file."""
+
     variable: str
     path: str  # the chunk file; "" when Icechunk keeps it inline (then ``inline``)
     inline: bytes | None
-    chunk_sel: tuple[int, int, int, int]  # within the chunk
+    offset: int
+    length: int
+    frame_sel: tuple[int, int, int, int]  # within the decoded frame
     out_sel: tuple[int, int, int, int]  # within the output
 
 
 @dataclass(frozen=True)
 class ReadPlan:
     shape: tuple[int, int]
-    chunk: int
+    frame: int  # edge of one decoded frame (chunk, or block of a shard)
     variables: dict[str, tuple[str, float | int]]  # name -> (dtype, fill value)
     pieces: tuple[Piece, ...]
-    absent: tuple[tuple[str, tuple[int, int, int, int]], ...]  # all-fill chunks
+    absent: tuple[tuple[str, tuple[int, int, int, int]], ...]  # never-written parts
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "shape": self.shape,
-                "chunk": self.chunk,
+                "frame": self.frame,
                 "variables": {k: [d, _json_fill(f)] for k, (d, f) in self.variables.items()},
                 "pieces": [
                     [
                         p.variable,
                         p.path,
                         p.inline.hex() if p.inline else None,
-                        p.chunk_sel,
+                        p.offset,
+                        p.length,
+                        p.frame_sel,
                         p.out_sel,
                     ]
                     for p in self.pieces
@@ -329,14 +355,14 @@ class ReadPlan:
         raw = json.loads(text)
         return cls(
             tuple(raw["shape"]),
-            raw["chunk"],
+            raw["frame"],
             {
                 k: (d, float(f) if isinstance(f, str) else f)
                 for k, (d, f) in raw["variables"].items()
             },
             tuple(
-                Piece(v, p, bytes.fromhex(i) if i else None, tuple(c), tuple(o))
-                for v, p, i, c, o in raw["pieces"]
+                Piece(v, p, bytes.fromhex(i) if i else None, o, n, tuple(c), tuple(s))
+                for v, p, i, o, n, c, s in raw["pieces"]
             ),
             tuple((v, tuple(s)) for v, s in raw["absent"]),
         )
@@ -361,7 +387,25 @@ class ChunkFiles:
         return None
 
 
+def _spans(start: int, stop: int, step: int) -> list[tuple[int, int, int]]:
+    """[start, stop) cut at multiples of ``step``: (index of the step, span start, end)."""
+    return [
+        (k, max(start, k * step), min(stop, (k + 1) * step))
+        for k in range(start // step, (stop - 1) // step + 1)
+    ]
+
+
+def _shard_index(data: bytes, blocks: int) -> np.ndarray:
+    """(offset, length) per block of a shard: zarr's index at the shard's end, (blocks²
+    entries of two little-endian uint64, then a 4-byte CRC-32C)."""
+    size = blocks * blocks * 16
+    index = np.frombuffer(data[len(data) - size - 4 : len(data) - 4], "<u8")
+    return index.reshape(blocks, blocks, 2)
+
+
 def read_plan(cube: Datacube, window: Window, files: ChunkFiles) -> ReadPlan:
+    """Every compressed frame ``window`` needs: the whole chunk, or, in a sharded cube,
+    just the blocks of each shard that the window touches."""
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
@@ -370,40 +414,60 @@ def read_plan(cube: Datacube, window: Window, files: ChunkFiles) -> ReadPlan:
     store = cube._repo.readonly_session(branch=BRANCH).store
     prototype = default_buffer_prototype()
     chunk = cube.spec.chunk
+    frame = cube.spec.compression.block or chunk
+    blocks = chunk // frame
     pieces: list[Piece] = []
     absent: list[tuple[str, tuple[int, int, int, int]]] = []
     for variable in cube.spec.variables:
-        for i in range(window.row0 // chunk, (window.row1 - 1) // chunk + 1):
-            for j in range(window.col0 // chunk, (window.col1 - 1) // chunk + 1):
-                r0, r1 = max(window.row0, i * chunk), min(window.row1, (i + 1) * chunk)
-                c0, c1 = max(window.col0, j * chunk), min(window.col1, (j + 1) * chunk)
-                out = (r0 - window.row0, r1 - window.row0, c0 - window.col0, c1 - window.col0)
+        for i, r0, r1 in _spans(window.row0, window.row1, chunk):
+            for j, c0, c1 in _spans(window.col0, window.col1, chunk):
                 key = f"{cube.group + '/' if cube.group else ''}{variable.name}/c/{i}/{j}"
                 buffer = sync(store.get(key, prototype))
-                if buffer is None:
-                    absent.append((variable.name, out))
-                    continue
-                data = buffer.to_bytes()
-                path = files.find(data)
+                data = buffer.to_bytes() if buffer is not None else None
+                path = files.find(data) if data is not None else None
                 inline = None if path is not None else data
-                sel = (r0 - i * chunk, r1 - i * chunk, c0 - j * chunk, c1 - j * chunk)
-                pieces.append(Piece(variable.name, str(path or ""), inline, sel, out))
+                index = _shard_index(data, blocks) if data is not None and blocks > 1 else None
+                for bi, a0, a1 in _spans(r0, r1, frame):
+                    for bj, b0, b1 in _spans(c0, c1, frame):
+                        out = (a0 - window.row0, a1 - window.row0,
+                               b0 - window.col0, b1 - window.col0)  # fmt: skip
+                        if data is None:
+                            absent.append((variable.name, out))
+                            continue
+                        offset, length = 0, len(data)
+                        if index is not None:
+                            entry = index[bi - i * blocks, bj - j * blocks]
+                            offset, length = int(entry[0]), int(entry[1])
+                            if offset == 2**64 - 1:  # a block never written
+                                absent.append((variable.name, out))
+                                continue
+                        sel = (a0 - bi * frame, a1 - bi * frame, b0 - bj * frame, b1 - bj * frame)
+                        pieces.append(
+                            Piece(variable.name, str(path or ""), inline, offset, length, sel, out)
+                        )
     variables = {v.name: (v.dtype, v.fill_value) for v in cube.spec.variables}
-    return ReadPlan(window.shape, chunk, variables, tuple(pieces), tuple(absent))
+    return ReadPlan(window.shape, frame, variables, tuple(pieces), tuple(absent))
 
 
 _DECODER = numcodecs.Blosc()  # the Blosc frame header says everything decoding needs
 _scratch = threading.local()
 
 
-def _chunk_buffer(chunk: int, dtype: str) -> np.ndarray:
-    """One reusable chunk buffer per thread, chunk size and dtype: decoding into it
-    touches no fresh memory (page faults) per chunk."""
+def _frame_buffer(edge: int, dtype: str) -> np.ndarray:
+    """One reusable frame buffer per thread, frame size and dtype: decoding into it
+    touches no fresh memory (page faults) per frame."""
     buffers: dict[tuple[int, str], np.ndarray] = getattr(_scratch, "buffers", {})
     _scratch.buffers = buffers
-    if (chunk, dtype) not in buffers:
-        buffers[chunk, dtype] = np.empty((chunk, chunk), dtype)
-    return buffers[chunk, dtype]
+    if (edge, dtype) not in buffers:
+        buffers[edge, dtype] = np.empty((edge, edge), dtype)
+    return buffers[edge, dtype]
+
+
+def _frame_bytes(piece: Piece) -> bytes:
+    if piece.inline is not None:
+        return piece.inline[piece.offset : piece.offset + piece.length]
+    with open(piece.path, "rb", buffering=0) as file:
+        return os.pread(file.fileno(), piece.length, piece.offset)
 
 
 def floor_read(plan: ReadPlan, pool: ThreadPoolExecutor | None) -> dict[str, np.ndarray]:
@@ -412,10 +476,9 @@ def floor_read(plan: ReadPlan, pool: ThreadPoolExecutor | None) -> dict[str, np.
         out[name][r0:r1, c0:c1] = plan.variables[name][1]
 
     def decode(piece: Piece) -> None:
-        buffer = _chunk_buffer(plan.chunk, plan.variables[piece.variable][0])
-        data = piece.inline if piece.inline is not None else Path(piece.path).read_bytes()
-        _DECODER.decode(data, out=buffer)
-        a0, a1, b0, b1 = piece.chunk_sel
+        buffer = _frame_buffer(plan.frame, plan.variables[piece.variable][0])
+        _DECODER.decode(_frame_bytes(piece), out=buffer)
+        a0, a1, b0, b1 = piece.frame_sel
         r0, r1, c0, c1 = piece.out_sel
         out[piece.variable][r0:r1, c0:c1] = buffer[a0:a1, b0:b1]
 
@@ -532,11 +595,12 @@ def fetch_decode(source: ArcticDemSource, tile: str) -> TilePixels:
 
 
 def compress_tile(pixels: TilePixels, candidate: Candidate) -> float:
-    """Seconds to compress every cube chunk the tile touches (its pixels only, fill
-    value elsewhere; all-fill chunks skipped, as zarr skips writing them)."""
+    """Seconds to compress every frame (chunk, or block of a shard) the tile touches
+    (its pixels only, fill value elsewhere; all-fill frames skipped, as zarr skips
+    writing them)."""
     from darts.grid.cube import Window
 
-    chunk = candidate.chunk
+    chunk = candidate.frame
     w = pixels.window
     compression = candidate.compression()
     codecs = {
@@ -763,7 +827,7 @@ class ReadTimings:
         """The plan restricted to ``dem``: what the pipeline reads (``AuxCubes.load_dem``)."""
         return ReadPlan(
             self.plan.shape,
-            self.plan.chunk,
+            self.plan.frame,
             {k: v for k, v in self.plan.variables.items() if k == "dem"},
             tuple(p for p in self.plan.pieces if p.variable == "dem"),
             tuple(a for a in self.plan.absent if a[0] == "dem"),
@@ -915,11 +979,11 @@ def report_candidate(outcome: Outcome) -> None:
     )
     print("\n".join(lines), flush=True)
     for name, r in outcome.reads.items():
-        chunks = len({p.out_sel for p in r.plan.pieces if p.variable == "dem"})
+        frames = len({p.out_sel for p in r.plan.pieces if p.variable == "dem"})
         print(
             f"  -- {name} read: window {r.window.shape[0]}×{r.window.shape[1]} px at "
-            f"({r.window.row0}, {r.window.col0}), {chunks} dem chunks stored (wall min / "
-            "median, median cpu)"
+            f"({r.window.row0}, {r.window.col0}), {frames} dem frames of {r.plan.frame}² "
+            "decoded (wall min / median, median cpu)"
         )
         for what, timing in r.timings.items():
             print(f"    {what:30} {timing}")

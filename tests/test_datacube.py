@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import icechunk
 import numpy as np
 import pytest
 import zarr
@@ -118,6 +119,32 @@ def test_compression_is_not_part_of_the_identity(tmp_path: Path) -> None:
     Datacube.open(tmp_path / "cube", SPEC)
     other = make_spec(compression=CubeCompression(codec="zstd", level=1))
     Datacube.open(tmp_path / "cube", other)  # opens: the pixels mean the same
+
+
+def test_a_sharded_cube_opens_with_a_spec_that_is_not(tmp_path: Path) -> None:
+    """Blocks are a matter of compression: a cube stored sharded is opened, filled and
+    read through a spec without blocks (and the other way round), with the layout the
+    cube was created with."""
+    sharded = make_spec(compression=CubeCompression("lz4", 5, block=16))
+    source = PatternTileSource(SPEC, TILE)
+    Datacube.open(tmp_path / "a", sharded).fill(["0_0"], source)
+    Datacube.open(tmp_path / "b", SPEC).fill(["0_0"], source)
+    for location, spec in ((tmp_path / "a", SPEC), (tmp_path / "b", sharded)):
+        cube = Datacube.open(location, spec)
+        cube.fill(["0_1"], source)
+        assert_window(cube, source, Window(0, 200, 0, 250), ["0_0", "0_1"])
+    stored = zarr.open_group(
+        icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "a")))
+        .readonly_session(branch="main")
+        .store,
+        mode="r",
+    )
+    assert stored["dem"].shards == (64, 64) and stored["dem"].chunks == (16, 16)  # type: ignore[union-attr]
+
+
+def test_a_block_must_divide_the_chunk() -> None:
+    with pytest.raises(ValueError, match="chunk edge 64 is not a multiple of the block 24"):
+        make_spec(compression=CubeCompression("lz4", 5, block=24))
 
 
 def test_absent_cube_without_create(tmp_path: Path) -> None:
@@ -256,13 +283,16 @@ def test_fill_skips_recorded_tiles(cube: Datacube) -> None:
     assert source.fetched.count("0_2") == 1
 
 
-def test_partial_chunk_neighbours_are_preserved(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [None, 16], ids=["whole chunks", "sharded"])
+def test_partial_chunk_neighbours_are_preserved(tmp_path: Path, block: int | None) -> None:
     """Tiles 0_0 and 0_1 share the chunk column 64..128; each writer rewrites that
-    chunk from the tip, so the first tile's pixels survive the second's write."""
-    source = PatternTileSource(SPEC, TILE)
-    Datacube.open(tmp_path / "cube", SPEC).fill(["0_0"], source)
-    Datacube.open(tmp_path / "cube", SPEC).fill(["0_1", "1_0"], source)
-    cube = Datacube.open(tmp_path / "cube", SPEC)
+    chunk from the tip, so the first tile's pixels survive the second's write. Sharded
+    (inner chunks of 16², which tiles of 100 share too), the same holds."""
+    spec = make_spec(compression=CubeCompression("lz4", 5, block=block))
+    source = PatternTileSource(spec, TILE)
+    Datacube.open(tmp_path / "cube", spec).fill(["0_0"], source)
+    Datacube.open(tmp_path / "cube", spec).fill(["0_1", "1_0"], source)
+    cube = Datacube.open(tmp_path / "cube", spec)
     assert_window(cube, source, Window(0, 200, 0, 200), ["0_0", "0_1", "1_0"])
 
 

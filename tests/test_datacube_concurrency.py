@@ -7,6 +7,7 @@ Children are started with multiprocessing's "spawn" (a fresh interpreter, as sep
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from darts.grid.cube import CubeGrid, Window
-from darts.store.cube_spec import CubeSpec, CubeVariable, TileFetch, tile_buffer
+from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable, TileFetch, tile_buffer
 from darts.store.datacube import Datacube
 from darts.store.datacube_testing import PatternTileSource
 
@@ -31,15 +32,26 @@ SPEC = CubeSpec(
     variables=(CubeVariable("dem", "float32", math.nan), CubeVariable("cls", "uint8", 0)),
     chunk=64,
 )
+# The same cube stored in shards of 64² with inner chunks of 16² (tiles of 100 share
+# inner chunks too).
+SHARDED_SPEC = dataclasses.replace(SPEC, compression=CubeCompression("lz4", 5, block=16))
+SPECS = {"whole chunks": SPEC, "sharded": SHARDED_SPEC}
 TILE = 100
 CTX = multiprocessing.get_context("spawn")
 TIMEOUT_S = 120
 
 
 def _fill_child(location: str, tiles: list[str], delay_s: float, go: Event) -> None:
-    cube = Datacube.open(location, SPEC)
+    _fill_child_with(location, tiles, delay_s, "whole chunks", go)
+
+
+def _fill_child_with(
+    location: str, tiles: list[str], delay_s: float, spec_name: str, go: Event
+) -> None:
+    spec = SPECS[spec_name]
+    cube = Datacube.open(location, spec)
     go.wait(TIMEOUT_S)
-    cube.fill(tiles, PatternTileSource(SPEC, TILE, delay_s=delay_s))
+    cube.fill(tiles, PatternTileSource(spec, TILE, delay_s=delay_s))
 
 
 def _create_child(location: str, go: Event) -> None:
@@ -83,17 +95,18 @@ def assert_tiles(cube: Datacube, tiles: list[str]) -> None:
         np.testing.assert_array_equal(ds[name].values, source.expected(name, window, tiles))
 
 
-def test_two_processes_write_neighbours_sharing_chunks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spec_name", SPECS)
+def test_two_processes_write_neighbours_sharing_chunks(tmp_path: Path, spec_name: str) -> None:
     location = str(tmp_path / "cube")
-    Datacube.open(location, SPEC)
+    Datacube.open(location, SPECS[spec_name])
     # 0_0 and 0_1 share chunk columns 64..128, 0_0 and 1_0 chunk rows 64..128.
     _run_together(
         [
-            (_fill_child, (location, ["0_0", "1_1"], 0.0)),
-            (_fill_child, (location, ["0_1", "1_0"], 0.0)),
+            (_fill_child_with, (location, ["0_0", "1_1"], 0.0, spec_name)),
+            (_fill_child_with, (location, ["0_1", "1_0"], 0.0, spec_name)),
         ]
     )
-    assert_tiles(Datacube.open(location, SPEC), ["0_0", "0_1", "1_0", "1_1"])
+    assert_tiles(Datacube.open(location, SPECS[spec_name]), ["0_0", "0_1", "1_0", "1_1"])
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """The direct chunk reader of datacubes (``darts.store.datacube_read.read_windows``):
-it must read exactly what zarr's own slicing reads, for windows that cut across chunks,
-cover unwritten chunks, and touch the grid's ragged edge; other layouts go through zarr.
+it must read exactly what zarr's own slicing reads, for windows that cut across chunks
+(and the inner chunks of shards), cover unwritten chunks, and touch the grid's ragged
+edge; other layouts go through zarr.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from darts.store.datacube import Datacube
 from darts.store.datacube_read import read_windows
 from darts.store.datacube_testing import PatternTileSource
 
-# 90 × 77 px in chunks of 16 × 12: the last chunk row and column are partial.
+# 90 × 77 px in chunks of 16 × 12: the last chunk row and column are partial. Sharded
+# arrays: shards of 32 × 36, inner chunks of 8 × 12 (so the written block covers
+# some inner chunks of a shard and not others).
 SHAPE = (90, 77)
 CHUNKS = (16, 12)
+SHARDS = (32, 36)
+INNER = (8, 12)
+NAMES = ("dem", "cls", "other", "dem_sharded", "cls_sharded")
 WINDOWS = [
     Window(0, 90, 0, 77),  # everything
     Window(5, 61, 7, 70),  # across many chunks, aligned nowhere
@@ -40,19 +46,25 @@ def _store(tmp_path: Path) -> icechunk.IcechunkStore:
     rng = np.random.default_rng(7)
     heights = np.round(rng.normal(300, 40, SHAPE), 2).astype(np.float32)
     labels = rng.integers(1, 5, SHAPE, dtype=np.uint8)
+    lz4 = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    zstd = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+    whole: dict[str, object] = {"chunks": CHUNKS}
+    sharded: dict[str, object] = {"shards": SHARDS, "chunks": INNER}
     arrays = {
-        "dem": (heights, math.nan, BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")),
-        "cls": (labels, 0, BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")),
-        "other": (heights, -1.0, ZstdCodec(level=1)),  # not plain Blosc: read by zarr
+        "dem": (heights, math.nan, lz4, whole),
+        "cls": (labels, 0, zstd, whole),
+        "other": (heights, -1.0, ZstdCodec(level=1), whole),  # not Blosc: read by zarr
+        "dem_sharded": (heights, math.nan, lz4, sharded),
+        "cls_sharded": (labels, 0, zstd, sharded),
     }
-    for name, (values, fill, codec) in arrays.items():
+    for name, (values, fill, codec, layout) in arrays.items():
         array = group.create_array(
             name,
             shape=SHAPE,
-            chunks=CHUNKS,
             dtype=values.dtype,
             fill_value=fill,
             compressors=[codec],
+            **layout,  # type: ignore[arg-type]
         )
         # Written: a block of chunks and a few scattered pixels; the rest is never
         # written and must read as the fill value.
@@ -67,7 +79,7 @@ def _store(tmp_path: Path) -> icechunk.IcechunkStore:
 def test_read_windows_equals_zarr_slicing(tmp_path: Path, window: Window) -> None:
     store = _store(tmp_path)
     group = zarr.open_group(store, mode="r")
-    arrays = {name: group[name] for name in ("dem", "cls", "other")}
+    arrays = {name: group[name] for name in NAMES}
     got = read_windows(store, arrays, window)  # type: ignore[arg-type]
     for name, array in arrays.items():
         want = np.asarray(array[window.slices])  # type: ignore[index]
@@ -78,6 +90,9 @@ def test_read_windows_equals_zarr_slicing(tmp_path: Path, window: Window) -> Non
     if window == Window(0, 90, 0, 77):
         assert np.isnan(got["dem"][80, 5]) and got["cls"][80, 5] == 0
         assert got["other"][80, 5] == -1.0
+        assert np.isnan(got["dem_sharded"][80, 5]) and got["cls_sharded"][80, 5] == 0
+        # An unwritten inner chunk of a shard that holds data elsewhere.
+        assert np.isnan(got["dem_sharded"][0, 20]) and not np.isnan(got["dem_sharded"][0, 0])
 
 
 def test_read_windows_reuses_buffers_between_reads(tmp_path: Path) -> None:
@@ -116,9 +131,36 @@ def test_read_windows_refuses_a_damaged_chunk(tmp_path: Path) -> None:
         read_windows(store, {"a": small}, Window(0, 4, 0, 4))
 
 
-def test_datacube_read_matches_the_pattern_across_chunks(tmp_path: Path) -> None:
+def test_read_windows_refuses_a_damaged_shard(tmp_path: Path) -> None:
+    """A shard whose index fails its checksum, or points past the shard's end, is an
+    error naming the shard, not garbage pixels."""
+    store = _store(tmp_path)
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    array = zarr.open_group(store, mode="r")["dem_sharded"]
+    data = sync(store.get("dem_sharded/c/0/0", prototype=default_buffer_prototype()))
+    assert data is not None
+    good = bytearray(data.to_bytes())
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "r")))
+    for damage in ("index", "truncated"):
+        session = repo.writable_session("main")
+        bad = bytearray(good)
+        if damage == "index":
+            bad[-10] ^= 0xFF  # a bit of the index, under its checksum
+        else:
+            # The first half of the frames, then the intact index.
+            bad = bad[: len(bad) // 2] + bad[-(4 * 3 * 16 + 4) :]
+        sync(session.store.set("dem_sharded/c/0/0", data.from_bytes(bytes(bad))))
+        with pytest.raises(ValueError, match=r"dem_sharded/c/0/0.*damaged"):
+            read_windows(session.store, {"dem": array}, Window(0, 32, 0, 36))  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("block", [None, 16], ids=["whole chunks", "sharded"])
+def test_datacube_read_matches_the_pattern_across_chunks(tmp_path: Path, block: int | None) -> None:
     """Through Datacube.read: a window over filled tiles, one that was never filled,
-    and the ragged grid edge (chunks of 64 do not divide 1000)."""
+    and the ragged grid edge (chunks of 64 do not divide 1000); whole chunks, and
+    shards of 64² in inner chunks of 16²."""
     grid = CubeGrid("EPSG:3413", -50_000.0, 60_000.0, 10.0, 1000, 1000)
     spec = CubeSpec(
         kind="test-aux",
@@ -128,7 +170,7 @@ def test_datacube_read_matches_the_pattern_across_chunks(tmp_path: Path) -> None
             CubeVariable("cls", "uint8", 0),
         ),
         chunk=64,
-        compression=CubeCompression("lz4", 5),
+        compression=CubeCompression("lz4", 5, block=block),
     )
     cube = Datacube.open(tmp_path / "cube", spec)
     source = PatternTileSource(spec, tile_size=100)

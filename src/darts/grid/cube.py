@@ -68,6 +68,10 @@ class Window:
             self.col1 - outer.col0,
         )
 
+    def offset(self, rows: int, cols: int) -> Window:
+        """This window moved down by ``rows`` and right by ``cols``."""
+        return Window(self.row0 + rows, self.row1 + rows, self.col0 + cols, self.col1 + cols)
+
 
 @dataclass(frozen=True)
 class CubeGrid:

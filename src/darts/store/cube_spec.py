@@ -61,10 +61,17 @@ class CubeCompression:
     codec: BloscCodecName = "lz4hc"
     level: int = 5
     shuffle: BloscShuffleName = "auto"
+    # Edge of the square blocks each chunk is compressed in, one Blosc frame each (a
+    # zarr v3 sharded array: the cube's chunk is the shard, the block its inner chunk).
+    # A read then decodes only the blocks it needs instead of whole chunks; None: a
+    # chunk is one frame.
+    block: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.level <= 9:
             raise ValueError(f"Blosc compression level must be 0..9, got {self.level}")
+        if self.block is not None and self.block < 1:
+            raise ValueError(f"block must be a positive number of pixels, got {self.block}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,11 @@ class CubeSpec:
     chunk: int  # square chunk edge in pixels
     attrs: dict[str, Any] = field(default_factory=dict)
     compression: CubeCompression = field(default_factory=CubeCompression)
+
+    def __post_init__(self) -> None:
+        block = self.compression.block
+        if block is not None and self.chunk % block:
+            raise ValueError(f"the chunk edge {self.chunk} is not a multiple of the block {block}")
 
     def variable(self, name: str) -> CubeVariable:
         for variable in self.variables:

@@ -1,7 +1,8 @@
 """How a :class:`CubeSpec` is laid out in a Zarr group, and how a stored one is checked.
 
 The cube group's attributes hold the spec under ``darts_cube``; each variable is a 2-D
-array ``(y, x)`` over the whole grid, chunked ``chunk × chunk`` and Blosc-compressed;
+array ``(y, x)`` over the whole grid, chunked ``chunk × chunk`` and Blosc-compressed
+(in ``block × block`` inner chunks of a sharded array when the compression names a block);
 ``_tiles`` holds the per-tile records (see :mod:`darts.store.datacube_records`).
 """
 
@@ -35,6 +36,7 @@ def spec_to_attrs(spec: CubeSpec) -> dict[str, Any]:
                 "codec": spec.compression.codec,
                 "level": spec.compression.level,
                 "shuffle": spec.compression.shuffle,
+                "block": spec.compression.block,
             },
             "attrs": spec.attrs,
         }
@@ -81,11 +83,15 @@ def create_cube_group(root: zarr.Group, group: str, spec: CubeSpec) -> zarr.Grou
     cube = root.create_group(group) if group else root
     cube.attrs.update(spec_to_attrs(spec))
     shape = (spec.grid.height, spec.grid.width)
+    block = spec.compression.block
+    layout: dict[str, Any] = {"chunks": (spec.chunk, spec.chunk)}
+    if block is not None:
+        layout = {"shards": (spec.chunk, spec.chunk), "chunks": (block, block)}
     for variable in spec.variables:
         cube.create_array(
             variable.name,
             shape=shape,
-            chunks=(spec.chunk, spec.chunk),
+            **layout,
             dtype=np.dtype(variable.dtype),
             fill_value=variable.fill_value,
             compressors=[blosc_codec(spec.compression, np.dtype(variable.dtype))],
