@@ -17,11 +17,12 @@ read through zarr. ``benchmarks/bench_aux_cube.py`` compares both with the floor
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import threading
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,6 @@ from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.core.buffer import Buffer, default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.metadata import ArrayV3Metadata
-from zarr.core.sync import sync
 
 from darts.grid.cube import Window
 
@@ -79,10 +79,23 @@ class _ScratchPool:
 _scratch = _ScratchPool()
 _pool_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
+_loop: tuple[int, asyncio.AbstractEventLoop] | None = None  # (pid, loop)
 
 
 def _worker_count() -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _fetch_loop() -> asyncio.AbstractEventLoop:
+    """The event loop the chunk fetches run on (a daemon thread of its own, made on
+    first use and again in a forked child)."""
+    global _loop
+    with _pool_lock:
+        if _loop is None or _loop[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="darts-cube-fetch", daemon=True).start()
+            _loop = (os.getpid(), loop)
+        return _loop[1]
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -230,22 +243,33 @@ def read_windows(
     def work() -> None:
         decoder = _Decoder(out, layouts)
         prototype = default_buffer_prototype()
+        loop = _fetch_loop()
+
+        def fetch() -> tuple[_Piece, Future[Buffer | None]] | None:
+            try:
+                piece = todo.get_nowait()
+            except queue.Empty:
+                return None
+            coroutine = store.get(piece.key, prototype=prototype)
+            return piece, asyncio.run_coroutine_threadsafe(coroutine, loop)
+
+        # Each worker fetches its next chunk while it decodes the current one: the
+        # store's I/O threads then overlap the decoding instead of the worker
+        # waiting for every fetch. Only one chunk ahead, so the allocator mostly
+        # hands the memory of the chunk just decoded back for the next one.
+        ahead = fetch()
         try:
-            while not failed.is_set():
-                try:
-                    piece = todo.get_nowait()
-                except queue.Empty:
-                    return
-                # One chunk's bytes at a time, freed as soon as it is decoded: the
-                # allocator hands the same memory back for the next chunk instead of
-                # fresh pages (fetching several at once costs more in page faults
-                # than it saves in round trips).
-                decoder.piece(piece, sync(store.get(piece.key, prototype=prototype)))
+            while ahead is not None and not failed.is_set():
+                piece, fetching = ahead
+                ahead = fetch()
+                decoder.piece(piece, fetching.result())
         except BaseException:
             failed.set()  # the other workers stop at their next chunk
             raise
         finally:
             decoder.release()
+            if ahead is not None:
+                ahead[1].cancel()
 
     workers = min(todo.qsize(), _worker_count())
     if workers <= 1:
