@@ -20,6 +20,7 @@ from darts.store.cube_spec import (
     CubeCompression,
     CubeSpec,
     CubeVariable,
+    TileBuffer,
     TileFetch,
     tile_buffer,
 )
@@ -145,6 +146,86 @@ def test_a_sharded_cube_opens_with_a_spec_that_is_not(tmp_path: Path) -> None:
 def test_a_block_must_divide_the_chunk() -> None:
     with pytest.raises(ValueError, match="chunk edge 64 is not a multiple of the block 24"):
         make_spec(compression=CubeCompression("lz4", 5, block=24))
+
+
+# Heights as a DEM source gives them: whole centimetres as the nearest float32 (the
+# extremes of the float32-exact range of a 1/100 scale, and everyday terrain).
+CM_HEIGHTS = np.round(
+    np.concatenate([[-131_072.0, 131_071.99, 0.0, -0.01, 0.01, 8848.86],
+                    np.random.default_rng(3).uniform(-500, 7000, 64 * 64 - 6)]),
+    2,
+).astype(np.float32).reshape(64, 64)  # fmt: skip
+SCALED_SPEC = make_spec(
+    variables=(CubeVariable("dem", "float32", math.nan, {"units": "m"}, scale=100),),
+    chunk=32,
+)
+
+
+class _HeightsSource(PatternTileSource):
+    """One 64 × 64 tile "0_0" holding CM_HEIGHTS (NaN where the pattern's row is 5)."""
+
+    def fetch(self, tile_id: str, into: TileBuffer) -> TileFetch:
+        into.arrays["dem"][...] = CM_HEIGHTS
+        into.arrays["dem"][5] = np.nan
+        return TileFetch("filled", {"url": "heights"})
+
+
+def test_scaled_heights_come_back_exactly(tmp_path: Path) -> None:
+    """Stored as whole centimetres, read back as the very float32 values written, NaN
+    included; the stored array holds the whole numbers, with the CF scale_factor that
+    lets generic readers (xarray) decode metres."""
+    source = _HeightsSource(SCALED_SPEC, 64)
+    cube = Datacube.open(tmp_path / "cube", SCALED_SPEC)
+    cube.fill(["0_0"], source)
+    got = cube.read(Window(0, 64, 0, 64))["dem"].values
+    want = CM_HEIGHTS.copy()
+    want[5] = np.nan
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    # Through zarr's own slicing too (a window not on chunk edges).
+    group = zarr.open_group(
+        icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "cube")))
+        .readonly_session(branch="main")
+        .store,
+        mode="r",
+    )
+    stored = np.asarray(group["dem"][:64, :64])  # type: ignore[index]
+    assert np.array_equal(stored[:4, :4], np.round(CM_HEIGHTS[:4, :4].astype(np.float64) * 100))
+    assert group["dem"].attrs["scale_factor"] == 0.01
+    np.testing.assert_array_equal(cube.read(Window(3, 40, 7, 50))["dem"].values, want[3:40, 7:50])
+
+
+def test_a_cube_stored_unscaled_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """A cube of an older darts (heights stored as metres) must not be read as
+    centimetres: it is refused, and the message says to stage it again."""
+    unscaled = make_spec(variables=(CubeVariable("dem", "float32", math.nan),), chunk=32)
+    Datacube.open(tmp_path / "cube", unscaled)
+    with pytest.raises(CubeMismatchError) as info:
+        Datacube.open(tmp_path / "cube", SCALED_SPEC)
+    message = str(info.value)
+    assert "stored scale of the variables: stored dem(float32, fill NaN), wanted " in message
+    assert "dem(float32, fill NaN, stored ×100)" in message
+    assert "another version of darts" in message and "prep-data sentinel2 --aux" in message
+    assert Datacube.open(tmp_path / "cube", unscaled).records() == {}  # left untouched
+
+
+def test_encoding_finds_every_whole_centimetre() -> None:
+    """Everyday heights (encoded in float32) and, in another strip of rows, heights
+    beyond float32's exact reach (redone in float64) all give their whole cm."""
+    variable = SCALED_SPEC.variable("dem")
+    cm = np.random.default_rng(4).integers(-50_000, 900_000, (2048, 1024))
+    cm[1500, 7] = 13_000_000  # 130 km: its strip is encoded in float64
+    heights = (cm / 100).astype(np.float32)
+    heights[3, 3] = np.nan
+    stored = variable.encode(heights)
+    assert stored.dtype == np.float32 and np.isnan(stored[3, 3])
+    stored[3, 3] = cm[3, 3]
+    np.testing.assert_array_equal(stored.astype(np.int64), cm)
+
+
+def test_a_scale_needs_a_float_variable() -> None:
+    with pytest.raises(ValueError, match="positive whole number on a float variable"):
+        CubeVariable("cls", "uint8", 0, scale=10)
 
 
 def test_absent_cube_without_create(tmp_path: Path) -> None:

@@ -152,8 +152,10 @@ def test_read_windows_refuses_a_damaged_shard(tmp_path: Path) -> None:
             # The first half of the frames, then the intact index.
             bad = bad[: len(bad) // 2] + bad[-(4 * 3 * 16 + 4) :]
         sync(session.store.set("dem_sharded/c/0/0", data.from_bytes(bytes(bad))))
-        with pytest.raises(ValueError, match=r"dem_sharded/c/0/0.*damaged"):
-            read_windows(session.store, {"dem": array}, Window(0, 32, 0, 36))  # type: ignore[dict-item]
+        # The whole shard (read at once), and part of it (its index, then a byte range).
+        for window in (Window(0, 32, 0, 36), Window(8, 30, 12, 30)):
+            with pytest.raises(ValueError, match=r"dem_sharded/c/0/0.*damaged"):
+                read_windows(session.store, {"dem": array}, window)  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize("block", [None, 16], ids=["whole chunks", "sharded"])

@@ -35,16 +35,17 @@ ARCTICDEM_EXTENT = (-4000100.0, -3400100.0, 3400100.0, 4100100.0)
 # 100 m is not a multiple of 32 m; 96 m is, and keeps tile edges on pixel edges.
 _MARGIN_M = {2: 100.0, 10: 100.0, 32: 96.0}
 # Chunks and codec chosen with benchmarks/bench_aux_cube.py (full sandbox world, 10 m,
-# cm-rounded terrain, 2 cores; see benchmarks/README.md). 2048² chunks (16 MiB of
-# float32): a 10 × 10 km read decodes 4 chunks in ~0.04-0.05 s, within 1.5× of reading
-# and decoding them directly. 1024² reads that window faster (~0.02 s) but a scene
-# footprint no faster, with 4× the objects and manifest entries; 3600² (the
-# reference's) takes ~0.1 s for 10 km. Blosc LZ4 level 9 with byte shuffle decodes as
-# fast as LZ4HC and compresses ~15× faster: 0.6 s of CPU per 10,000 km² against ~9 s
-# at LZ4HC 5 and ~32 s at the reference's zstd 22, for ~230 MB per 10,000 km² (LZ4HC 5
-# ~185 MB, zstd 3 ~165 MB but 2-3× slower to decode). Byte shuffle leaves the 1-byte
-# datamask as it is, which LZ4 then decodes ~10× faster than bit-shuffled, at the
-# same size.
+# heights in whole cm, 2 cores; see benchmarks/README.md). 2048² chunks (16 MiB of
+# float32), Blosc LZ4 level 9 with byte shuffle: ~132 MB per 10,000 km²; a 10 × 10 km
+# read straddling 4 chunks takes ~0.017 s and a scene footprint (110 × 110 km) ~0.27 s
+# warm, 1.1× and 1.3× of reading and decoding the chunk files directly. Of chunks
+# whose rows a window needs only some of, the reader decodes just those rows' Blosc
+# blocks. 1024² reads a 10 km window faster (~0.011 s) but a scene slower (~0.32 s),
+# with 4× the objects and manifest entries; 3600² (the reference's) and sharding
+# (2048² chunks of 512² blocks) read a scene no faster. zstd 3 stores ~30 % fewer
+# bytes but decodes a scene ~1.6× slower; LZ4 compresses a 10,000 km² tile in ~0.3 s
+# of CPU (the reference's zstd 22: ~32 s). Byte shuffle leaves the 1-byte datamask as
+# it is, which LZ4 then decodes ~10× faster than bit-shuffled, at the same size.
 DEFAULT_CHUNK = 2048
 DEFAULT_COMPRESSION = CubeCompression(codec="lz4", level=9, shuffle="shuffle")
 PRECISION_M = 0.01
@@ -101,6 +102,10 @@ def arcticdem_spec(resolution_m: int, chunk: int = DEFAULT_CHUNK) -> CubeSpec:
                 "units": "m",
                 "long_name": "surface elevation above the WGS84 ellipsoid (ArcticDEM mosaic)",
             },
+            # Stored as whole centimetres (see CubeVariable.scale): 132 instead of 227
+            # MB per 10,000 km² for the same cm-rounded heights in metres, and faster
+            # to decode; read back as the very float32 heights in metres.
+            scale=round(1 / PRECISION_M),
         ),
         CubeVariable(
             "datamask",

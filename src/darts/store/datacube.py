@@ -500,7 +500,12 @@ class Datacube:
         self._check_remote("read the " + self.description)
         store, opened = self._tip_reader()
         arrays = {name: opened[name] for name in names}
-        values = read_windows(store, arrays, window)  # only the chunks needed
+        divisors = {
+            name: variable.scale
+            for name in names
+            if (variable := self.spec.variable(name)).scale is not None
+        }
+        values = read_windows(store, arrays, window, divisors)  # only the chunks needed
         data_vars: dict[str, xr.Variable] = {}
         for name in names:
             variable = self.spec.variable(name)

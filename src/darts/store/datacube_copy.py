@@ -3,7 +3,8 @@
 A tile buffer is a disk-backed memmap that can be far larger than memory (a 2 m
 ArcticDEM tile is 25,000² float32). It is written in blocks cut at chunk boundaries:
 one chunk row high and as many whole chunks wide as fit the budget, so each chunk is
-encoded once per block and only one block's chunks are in memory at a time.
+encoded once per block and only one block's chunks are in memory at a time. Variables
+stored scaled (:attr:`CubeVariable.scale`) are encoded block by block on the way.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ def copy_tile(cube: zarr.Group, buffer: TileBuffer, spec: CubeSpec) -> None:
         for col0, col1 in _aligned_spans(window.col0, window.col1, block_cols):
             rows = slice(row0 - window.row0, row1 - window.row0)
             cols = slice(col0 - window.col0, col1 - window.col0)
-            for name, target in targets.items():
-                target[row0:row1, col0:col1] = buffer.arrays[name][rows, cols]
+            for variable in spec.variables:
+                values = buffer.arrays[variable.name][rows, cols]
+                if variable.scale is not None:
+                    values = variable.encode(values)
+                targets[variable.name][row0:row1, col0:col1] = values  # type: ignore[index]
 
 
 def _aligned_spans(start: int, stop: int, step: int) -> Iterator[tuple[int, int]]:

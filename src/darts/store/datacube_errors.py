@@ -26,6 +26,10 @@ class NotACubeError(DatacubeError):
     """The location holds something that is not a DARTS datacube; it is never touched."""
 
 
+# How spec_differences names a difference in the variables' stored scale alone.
+STORED_SCALE = "stored scale of the variables"
+
+
 class CubeMismatchError(DatacubeError):
     """The cube on disk was made with other settings (kind, grid, variables, chunk).
 
@@ -40,10 +44,18 @@ class CubeMismatchError(DatacubeError):
             f"{name}: stored {stored}, wanted {wanted}"
             for name, (stored, wanted) in self.differences.items()
         )
+        if set(self.differences) <= {STORED_SCALE, "layout version"}:
+            fix = (
+                "It was written by another version of darts, which stores values "
+                "differently; this version cannot read it. Move it aside (or delete it) "
+                "and stage the cube again (`darts inference prep-data sentinel2 --aux "
+                "...`), or point the cube location elsewhere"
+            )
+        else:
+            fix = "Use the settings it was made with, or point the cube location elsewhere"
         super().__init__(
-            f"the {cube} was made with other settings ({listed}). Use the settings it "
-            "was made with, or point the cube location elsewhere; the existing cube is "
-            "left untouched"
+            f"the {cube} was made with other settings ({listed}). {fix}; the existing "
+            "cube is left untouched"
         )
 
 

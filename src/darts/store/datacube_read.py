@@ -4,15 +4,20 @@ zarr's own read path decodes every chunk into a freshly allocated chunk-sized bu
 (a 16 MiB float32 chunk of 2048² is 4096 fresh pages, each a page fault) before
 copying the window's part out, and goes through its async codec pipeline. For the
 layouts the cube writes (native-endian bytes, then Blosc; whole chunks, or the inner
-chunks of shards) this module fetches each needed chunk (shard) from the store,
-decodes the Blosc frames the window needs with numcodecs into a scratch buffer that is
-reused from read to read, and copies the window's part into the result. In a sharded
-array only the inner chunks ("blocks") the window touches are decoded: a scene
-footprint not aligned to 2048² chunks would otherwise decode ~1.7× its pixels.
+chunks of shards) this module fetches each needed chunk from the store, decodes what
+the window needs into a scratch buffer reused from read to read, and copies (or, for
+values stored scaled, divides) the window's part into the result:
+
+- of a chunk whose rows the window needs only some of, only the Blosc blocks holding
+  those rows are decoded (:mod:`darts.store.blosc_rows`);
+- of a shard, only the inner chunks ("blocks") the window touches are fetched (its
+  index, then one byte range) and decoded.
+
 Blosc releases the GIL, so the chunks of all arrays are shared out over a small pool
 of worker threads, kept between reads (starting threads for every read costs
-milliseconds on a busy machine). Any other layout (a cube written by other code) is
-read through zarr. ``benchmarks/bench_aux_cube.py`` compares both with the floor.
+milliseconds on a busy machine); each worker fetches its next chunk while decoding
+the current one. Any other layout (a cube written by other code) is read through
+zarr. ``benchmarks/bench_aux_cube.py`` compares both with the floor.
 """
 
 from __future__ import annotations
@@ -30,14 +35,15 @@ import google_crc32c
 import numcodecs
 import numpy as np
 import zarr
-from zarr.abc.store import Store
+from zarr.abc.store import RangeByteRequest, Store, SuffixByteRequest
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 from zarr.codecs.sharding import ShardingCodecIndexLocation
-from zarr.core.buffer import Buffer, default_buffer_prototype
+from zarr.core.buffer import BufferPrototype, default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.metadata import ArrayV3Metadata
 
 from darts.grid.cube import Window
+from darts.store.blosc_rows import decode_rows
 
 # Decoding threads: Blosc decodes one chunk per thread at a time, so more threads than
 # cores only multiply scratch buffers (one chunk each).
@@ -118,7 +124,8 @@ class _Layout:
     chunk: tuple[int, int]
     block: tuple[int, int]
     dtype: np.dtype[Any]
-    fill_value: Any
+    fill_value: Any  # as read (divided by the divisor)
+    divisor: Any  # stored values are divided by this when read; None: as stored
 
     @property
     def sharded(self) -> bool:
@@ -142,6 +149,66 @@ class _Piece:
     out: Window  # where it goes, in window pixels
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """Bytes of one chunk object: all of it, or (a part of a shard) the span of the
+    frames a piece needs, starting at byte ``base`` of the object."""
+
+    data: np.ndarray  # uint8; a shard's frames only (its index is parsed into entries)
+    base: int
+    entries: np.ndarray | None  # a shard's (offset, length) per block; None: not sharded
+
+
+async def _fetch(
+    store: Store, piece: _Piece, layout: _Layout, prototype: BufferPrototype
+) -> _Fetched | None:
+    """The bytes ``piece`` needs, or None for a chunk never written. A piece that needs
+    only part of a shard reads the shard's index, then just the span of byte ranges
+    of the blocks it needs (a 10 km read of 2048² shards of 512² blocks: ~2 MB
+    instead of ~25 MB)."""
+    whole = Window(0, layout.chunk[0], 0, layout.chunk[1])
+    if not layout.sharded or piece.chunk == whole:
+        buffer = await store.get(piece.key, prototype=prototype)
+        if buffer is None:
+            return None
+        data = buffer.as_numpy_array()
+        if not layout.sharded:
+            return _Fetched(data, 0, None)
+        frames = max(len(data) - layout.index_bytes, 0)
+        return _Fetched(data[:frames], 0, _shard_index(piece.key, data[frames:], layout))
+    tail = await store.get(
+        piece.key, prototype=prototype, byte_range=SuffixByteRequest(layout.index_bytes)
+    )
+    if tail is None:
+        return None
+    entries = _shard_index(piece.key, tail.as_numpy_array(), layout)
+    rows, cols = layout.block
+    need = piece.chunk
+    wanted = entries[
+        need.row0 // rows : (need.row1 - 1) // rows + 1,
+        need.col0 // cols : (need.col1 - 1) // cols + 1,
+    ].reshape(-1, 2)
+    present = wanted[wanted[:, 0] != _ABSENT]
+    if not len(present):
+        return _Fetched(np.empty(0, np.uint8), 0, entries)
+    start, end = int(present[:, 0].min()), int((present[:, 0] + present[:, 1]).max())
+    span = await store.get(piece.key, prototype=prototype, byte_range=RangeByteRequest(start, end))
+    data = span.as_numpy_array() if span is not None else np.empty(0, np.uint8)
+    if len(data) != end - start:
+        raise ValueError(f"shard {piece.key} is shorter than its index says; the cube is damaged")
+    return _Fetched(data, start, entries)
+
+
+def _shard_index(key: str, index: np.ndarray, layout: _Layout) -> np.ndarray:
+    """A shard's index bytes as (offset, length) per block, its CRC-32C checked."""
+    if len(index) != layout.index_bytes or google_crc32c.value(
+        index[:-_CRC_BYTES].tobytes()
+    ) != int.from_bytes(index[-_CRC_BYTES:].tobytes(), "little"):
+        raise ValueError(f"shard {key} has a damaged index; the cube is damaged")
+    entries = np.frombuffer(index[:-_CRC_BYTES].tobytes(), _INDEX_ENTRY)
+    return entries.reshape(*layout.blocks, 2)
+
+
 class _Decoder:
     """One worker's decoding state: a Blosc codec and a scratch block per layout
     (taken from the shared pool, given back when the worker ends)."""
@@ -157,24 +224,15 @@ class _Decoder:
             _scratch.give(buffer)
         self.scratch.clear()
 
-    def piece(self, piece: _Piece, buffer: Buffer | None) -> None:
+    def piece(self, piece: _Piece, fetched: _Fetched | None) -> None:
         layout = self.layouts[piece.name]
         target = self.out[piece.name]
-        if buffer is None:  # never written: the whole chunk is the fill value
+        if fetched is None:  # never written: the whole chunk is the fill value
             target[piece.out.slices] = layout.fill_value
             return
-        data = buffer.as_numpy_array()
-        if not layout.sharded:
-            self._block(piece, data, piece.chunk, piece.out, target)
+        if fetched.entries is None:
+            self._block(piece, fetched.data, piece.chunk, piece.out, target)
             return
-        frames = len(data) - layout.index_bytes
-        index = data[frames:] if frames >= 0 else data[:0]
-        if frames < 0 or google_crc32c.value(index[:-_CRC_BYTES].tobytes()) != int.from_bytes(
-            index[-_CRC_BYTES:].tobytes(), "little"
-        ):
-            raise ValueError(f"shard {piece.key} has a damaged index; the cube is damaged")
-        entries = np.frombuffer(index[:-_CRC_BYTES].tobytes(), _INDEX_ENTRY)
-        entries = entries.reshape(*layout.blocks, 2)
         rows, cols = layout.block
         need = piece.chunk
         for i in range(need.row0 // rows, (need.row1 - 1) // rows + 1):
@@ -182,13 +240,14 @@ class _Decoder:
                 block = Window(i * rows, (i + 1) * rows, j * cols, (j + 1) * cols)
                 part = block.intersection(need)
                 out = part.relative_to(need).offset(piece.out.row0, piece.out.col0)
-                offset, length = (int(v) for v in entries[i, j])
+                offset, length = (int(v) for v in fetched.entries[i, j])
                 if offset == _ABSENT:  # an inner chunk never written: fill
                     target[out.slices] = layout.fill_value
                     continue
-                if offset + length > frames:
+                start = offset - fetched.base
+                if start < 0 or start + length > len(fetched.data):
                     raise ValueError(f"shard {piece.key} points past its end; the cube is damaged")
-                frame = data[offset : offset + length]
+                frame = fetched.data[start : start + length]
                 self._block(piece, frame, part.relative_to(block), out, target)
 
     def _block(
@@ -205,17 +264,37 @@ class _Decoder:
                 f"chunk {piece.key} does not decode to {layout.block} {layout.dtype} "
                 "blocks; the cube is damaged"
             )
-        self.codec.decode(frame, out=scratch)
-        target[out.slices] = scratch[part.slices]
+        try:
+            partial = part.height < layout.block[0] and decode_rows(
+                frame, (part.row0, part.row1), scratch
+            )
+        except ValueError as error:
+            raise ValueError(f"chunk {piece.key}: {error}; the cube is damaged") from None
+        if partial:
+            # Only the Blosc blocks holding the rows needed were decoded, into the
+            # first rows of scratch.
+            decoded = scratch[: part.height, part.col0 : part.col1]
+        else:
+            self.codec.decode(frame, out=scratch)
+            decoded = scratch[part.slices]
+        if layout.divisor is None:
+            target[out.slices] = decoded
+        else:  # the copy and the division in one pass
+            np.divide(decoded, layout.divisor, out=target[out.slices])
 
 
 def read_windows(
-    store: Store, arrays: Mapping[str, zarr.Array], window: Window
+    store: Store,
+    arrays: Mapping[str, zarr.Array],
+    window: Window,
+    divisors: Mapping[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
     """``array[window.slices]`` of each array as new numpy arrays (the window must lie
     inside every array), the chunks of all of them decoded by one pool of worker
     threads. Arrays in any other layout than the two this module knows are read
-    through zarr."""
+    through zarr. The values of the arrays named in ``divisors`` (float arrays) are
+    divided by their divisor, in the array's dtype."""
+    divisors = divisors or {}
     out: dict[str, np.ndarray] = {}
     layouts: dict[str, _Layout] = {}
     pieces: list[_Piece] = []
@@ -223,9 +302,15 @@ def read_windows(
         rows, cols = array.shape[0], array.shape[-1]
         if window.row0 < 0 or window.col0 < 0 or window.row1 > rows or window.col1 > cols:
             raise ValueError(f"window {window} is not inside array {name!r} {array.shape}")
-        layout = _layout(array)
+        divisor = divisors.get(name)
+        if divisor is not None and np.dtype(array.dtype).kind != "f":
+            raise ValueError(f"array {name!r} is {array.dtype}: only floats are divided")
+        layout = _layout(array, divisor)
         if layout is None:
-            out[name] = np.asarray(array[window.slices])
+            values = np.asarray(array[window.slices])
+            if divisor is not None:
+                np.divide(values, values.dtype.type(divisor), out=values)
+            out[name] = values
             continue
         layouts[name] = layout
         out[name] = np.empty(window.shape, layout.dtype)
@@ -245,12 +330,12 @@ def read_windows(
         prototype = default_buffer_prototype()
         loop = _fetch_loop()
 
-        def fetch() -> tuple[_Piece, Future[Buffer | None]] | None:
+        def fetch() -> tuple[_Piece, Future[_Fetched | None]] | None:
             try:
                 piece = todo.get_nowait()
             except queue.Empty:
                 return None
-            coroutine = store.get(piece.key, prototype=prototype)
+            coroutine = _fetch(store, piece, layouts[piece.name], prototype)
             return piece, asyncio.run_coroutine_threadsafe(coroutine, loop)
 
         # Each worker fetches its next chunk while it decodes the current one: the
@@ -283,7 +368,7 @@ def read_windows(
     return out
 
 
-def _layout(array: zarr.Array) -> _Layout | None:
+def _layout(array: zarr.Array, divisor: int | None = None) -> _Layout | None:
     """The array's layout if it is 2-D, regularly chunked, and stored as native byte
     order then Blosc, whole or in the inner chunks of shards indexed at their end
     (CRC-32C checked); None otherwise."""
@@ -315,7 +400,12 @@ def _layout(array: zarr.Array) -> _Layout | None:
         return None
     if not _is_bytes(codecs[0], dtype):
         return None
-    return _Layout(chunk, block, dtype, metadata.fill_value)
+    if divisor is None:
+        return _Layout(chunk, block, dtype, metadata.fill_value, None)
+    # In the array's dtype: float32 / float32(100) is the nearest float32 to k / 100
+    # for every whole k up to 2^24, the same value a float64 division would round to.
+    typed = dtype.type(divisor)
+    return _Layout(chunk, block, dtype, metadata.fill_value / typed, typed)
 
 
 def _is_bytes(codec: object, dtype: np.dtype[Any]) -> bool:

@@ -17,6 +17,7 @@ from zarr.codecs import BloscCodec
 
 from darts.grid.cube import CubeGrid
 from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable
+from darts.store.datacube_errors import STORED_SCALE
 from darts.store.datacube_records import TILES_GROUP
 
 SPEC_KEY = "darts_cube"
@@ -71,7 +72,14 @@ def spec_differences(stored: dict[str, Any], spec: CubeSpec) -> dict[str, tuple[
     want = _describe_variables(wanted["variables"])
     if have != want:
         differences["variables"] = (", ".join(have), ", ".join(want))
+        if _unscaled(stored.get("variables") or []) == _unscaled(wanted["variables"]):
+            # Only how values are stored differs: a cube of an older darts version.
+            differences[STORED_SCALE] = differences.pop("variables")
     return differences
+
+
+def _unscaled(variables: list[dict[str, Any]]) -> list[str]:
+    return _describe_variables([{k: v for k, v in d.items() if k != "scale"} for d in variables])
 
 
 def stored_grid(stored: dict[str, Any]) -> CubeGrid:
@@ -88,15 +96,20 @@ def create_cube_group(root: zarr.Group, group: str, spec: CubeSpec) -> zarr.Grou
     if block is not None:
         layout = {"shards": (spec.chunk, spec.chunk), "chunks": (block, block)}
     for variable in spec.variables:
+        attributes = dict(variable.attrs)
+        if variable.scale is not None:
+            # The CF convention, so that xarray and other generic readers decode the
+            # stored whole numbers to values as darts does.
+            attributes["scale_factor"] = 1 / variable.scale
         cube.create_array(
             variable.name,
             shape=shape,
             **layout,
             dtype=np.dtype(variable.dtype),
-            fill_value=variable.fill_value,
+            fill_value=variable.stored_fill,
             compressors=[blosc_codec(spec.compression, np.dtype(variable.dtype))],
             dimension_names=("y", "x"),
-            attributes=dict(variable.attrs),
+            attributes=attributes,
         )
     cube.create_group(TILES_GROUP)
     return cube
@@ -127,17 +140,23 @@ def encode_fill(dtype: str, value: float | int) -> float | int | str:
 
 
 def _variable_attrs(variable: CubeVariable) -> dict[str, Any]:
-    return {
+    attrs: dict[str, Any] = {
         "name": variable.name,
         "dtype": np.dtype(variable.dtype).name,
         "fill_value": encode_fill(variable.dtype, variable.fill_value),
     }
+    if variable.scale is not None:
+        attrs["scale"] = variable.scale
+    return attrs
 
 
 def _describe_variables(variables: list[dict[str, Any]]) -> list[str]:
     # Order-free: a cube is the same cube whichever order its variables are listed in.
     return sorted(
-        f"{v.get('name')}({v.get('dtype')}, fill {v.get('fill_value')})" for v in variables
+        f"{v.get('name')}({v.get('dtype')}, fill {v.get('fill_value')}"
+        + (f", stored ×{v['scale']}" if v.get("scale") is not None else "")
+        + ")"
+        for v in variables
     )
 
 
