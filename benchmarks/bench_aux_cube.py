@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_aux_cube.py [--world small|full] [--runs N]
-        [--fresh-runs N] [--candidates CHUNK:CODEC:LEVEL ...] [--keep DIR]
+        [--fresh-runs N] [--candidates CHUNK[/BLOCK]:CODEC:LEVEL ...] [--keep DIR]
         [--workdir DIR] [--scene ITEM_ID]
 
 For every candidate layout (chunk edge × Blosc codec and level; default: the
@@ -1088,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         type=Candidate.parse,
         default=None,
-        metavar="CHUNK:CODEC:LEVEL",
+        metavar="CHUNK[/BLOCK]:CODEC:LEVEL",
         help=f"layouts to measure (default: {' '.join(DEFAULT_CANDIDATES)})",
     )
     parser.add_argument("--keep", type=Path, default=None, help="keep (and reuse) cubes here")
