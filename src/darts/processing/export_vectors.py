@@ -221,6 +221,17 @@ def _pin_last_change(path: Path) -> None:
             connection.execute("UPDATE gpkg_contents SET last_change = ?", (GPKG_LAST_CHANGE,))
     finally:
         connection.close()
+    # So would SQLite's file change counter (header bytes 24-27, repeated as the
+    # "version-valid-for" number at 92-95, which must equal it): it counts the write
+    # transactions, and GDAL's number of them varies from run to run.
+    with path.open("r+b") as file:
+        for offset in _SQLITE_CHANGE_COUNTERS:
+            file.seek(offset)
+            file.write((1).to_bytes(4, "big"))
+
+
+# Offsets of the SQLite header's file change counter and version-valid-for number.
+_SQLITE_CHANGE_COUNTERS = (24, 92)
 
 
 def write_segments(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]:
