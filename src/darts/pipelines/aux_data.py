@@ -347,10 +347,10 @@ def _pixels(window: Window) -> int:
     return window.height * window.width
 
 
-# Compressed bytes per cube pixel, for dry-run estimates: ArcticDEM 10 m heights
-# rounded to 1 cm compress to ~1.1 bytes/px with the mask (performance.md: 113 MB per
-# 10,000 km² for the DEM alone at 10 m); TCVIS's three smooth uint8 bands to ~1.
-_BYTES_PER_PIXEL = {ARCTICDEM: 1.2, TCVIS: 1.0}
+# Compressed bytes per cube pixel, for dry-run estimates: ArcticDEM heights stored as
+# whole centimetres, with the mask, take ~1.3 bytes/px (132 MB per 10,000 km² at 10 m
+# on the full sandbox world, benchmarks/README.md); TCVIS's three smooth uint8 bands ~1.
+_BYTES_PER_PIXEL = {ARCTICDEM: 1.3, TCVIS: 1.0}
 
 
 def _bytes_per_pixel(spec: CubeSpec) -> float:
