@@ -28,7 +28,7 @@ SHAPE = (90, 77)
 CHUNKS = (16, 12)
 SHARDS = (32, 36)
 INNER = (8, 12)
-NAMES = ("dem", "cls", "other", "dem_sharded", "cls_sharded")
+NAMES = ("dem", "cls", "other", "dem_sharded", "cls_sharded", "dem_one_block")
 WINDOWS = [
     Window(0, 90, 0, 77),  # everything
     Window(5, 61, 7, 70),  # across many chunks, aligned nowhere
@@ -56,6 +56,8 @@ def _store(tmp_path: Path) -> icechunk.IcechunkStore:
         "other": (heights, -1.0, ZstdCodec(level=1), whole),  # not Blosc: read by zarr
         "dem_sharded": (heights, math.nan, lz4, sharded),
         "cls_sharded": (labels, 0, zstd, sharded),
+        # Shards of one inner chunk each: still a shard (frame, then index).
+        "dem_one_block": (heights, math.nan, lz4, {"shards": CHUNKS, "chunks": CHUNKS}),
     }
     for name, (values, fill, codec, layout) in arrays.items():
         array = group.create_array(

@@ -119,17 +119,14 @@ def _executor() -> ThreadPoolExecutor:
 class _Layout:
     """How one array's chunks are stored: each chunk (the object in the store) holds
     either one Blosc frame (``block == chunk``) or, sharded, a grid of ``block``-shaped
-    Blosc frames followed by their index."""
+    Blosc frames followed by their index (even a grid of one)."""
 
     chunk: tuple[int, int]
     block: tuple[int, int]
+    sharded: bool
     dtype: np.dtype[Any]
     fill_value: Any  # as read (divided by the divisor)
     divisor: Any  # stored values are divided by this when read; None: as stored
-
-    @property
-    def sharded(self) -> bool:
-        return self.block != self.chunk
 
     @property
     def blocks(self) -> tuple[int, int]:
@@ -382,8 +379,9 @@ def _layout(array: zarr.Array, divisor: int | None = None) -> _Layout | None:
     chunk = (int(grid.chunk_shape[0]), int(grid.chunk_shape[1]))
     codecs = metadata.codecs
     block = chunk
-    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
-        sharding = codecs[0]
+    sharding = codecs[0] if len(codecs) == 1 else None
+    sharded = isinstance(sharding, ShardingCodec)
+    if isinstance(sharding, ShardingCodec):
         index_codecs = sharding.index_codecs
         if (
             sharding.index_location != ShardingCodecIndexLocation.end
@@ -401,11 +399,11 @@ def _layout(array: zarr.Array, divisor: int | None = None) -> _Layout | None:
     if not _is_bytes(codecs[0], dtype):
         return None
     if divisor is None:
-        return _Layout(chunk, block, dtype, metadata.fill_value, None)
+        return _Layout(chunk, block, sharded, dtype, metadata.fill_value, None)
     # In the array's dtype: float32 / float32(100) is the nearest float32 to k / 100
     # for every whole k up to 2^24, the same value a float64 division would round to.
     typed = dtype.type(divisor)
-    return _Layout(chunk, block, dtype, metadata.fill_value / typed, typed)
+    return _Layout(chunk, block, sharded, dtype, metadata.fill_value / typed, typed)
 
 
 def _is_bytes(codec: object, dtype: np.dtype[Any]) -> bool:
