@@ -133,6 +133,37 @@ def test_aux_with_a_cube_of_another_resolution_is_one_clear_error(
     assert str(cube_dir) in err
 
 
+def test_an_arcticdem_cube_of_an_older_darts_is_one_clear_error(
+    sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys, tmp_path: Path
+) -> None:
+    """A cube staged when heights were stored in metres must not be read as
+    centimetres: refused before anything is fetched, saying what to do, untouched."""
+    import dataclasses
+
+    scene = main_scene(sandbox_world)
+    current = arcticdem_spec(10)
+    older = dataclasses.replace(
+        current,
+        variables=tuple(dataclasses.replace(v, scale=None) for v in current.variables),
+    )
+    cube_dir = tmp_path / "arcticdem_10m.icechunk"
+    Datacube.open(cube_dir, older)
+    before = sorted(p.relative_to(cube_dir) for p in cube_dir.rglob("*"))
+    sandbox.clear_requests()
+    code, _, err = run(
+        [
+            "inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--aux",
+            "--arcticdem-dir", str(cube_dir),
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 2
+    assert "Traceback" not in err
+    assert str(cube_dir) in err and "stage the cube again" in err
+    assert not [r for r in aux_requests(sandbox) if r["path"].endswith(".tif")]
+    assert sorted(p.relative_to(cube_dir) for p in cube_dir.rglob("*")) == before
+
+
 def test_the_pipeline_reads_heights_alone_and_they_carry_the_data_mask(
     sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys
 ) -> None:
