@@ -396,14 +396,6 @@ class ChunkFiles:
         return None
 
 
-def _spans(start: int, stop: int, step: int) -> list[tuple[int, int, int]]:
-    """[start, stop) cut at multiples of ``step``: (index of the step, span start, end)."""
-    return [
-        (k, max(start, k * step), min(stop, (k + 1) * step))
-        for k in range(start // step, (stop - 1) // step + 1)
-    ]
-
-
 def _shard_index(data: bytes, blocks: int) -> np.ndarray:
     """(offset, length) per block of a shard: zarr's index at the shard's end, (blocks²
     entries of two little-endian uint64, then a 4-byte CRC-32C)."""
@@ -428,32 +420,33 @@ def read_plan(cube: Datacube, window: Window, files: ChunkFiles) -> ReadPlan:
     pieces: list[Piece] = []
     absent: list[tuple[str, tuple[int, int, int, int]]] = []
     for variable in cube.spec.variables:
-        for i, r0, r1 in _spans(window.row0, window.row1, chunk):
-            for j, c0, c1 in _spans(window.col0, window.col1, chunk):
-                key = f"{cube.group + '/' if cube.group else ''}{variable.name}/c/{i}/{j}"
-                buffer = sync(store.get(key, prototype))
-                data = buffer.to_bytes() if buffer is not None else None
-                path = files.find(data) if data is not None else None
-                inline = None if path is not None else data
-                index = _shard_index(data, blocks) if data is not None and blocks > 1 else None
-                for bi, a0, a1 in _spans(r0, r1, frame):
-                    for bj, b0, b1 in _spans(c0, c1, frame):
-                        out = (a0 - window.row0, a1 - window.row0,
-                               b0 - window.col0, b1 - window.col0)  # fmt: skip
-                        if data is None:
-                            absent.append((variable.name, out))
-                            continue
-                        offset, length = 0, len(data)
-                        if index is not None:
-                            entry = index[bi - i * blocks, bj - j * blocks]
-                            offset, length = int(entry[0]), int(entry[1])
-                            if offset == 2**64 - 1:  # a block never written
-                                absent.append((variable.name, out))
-                                continue
-                        sel = (a0 - bi * frame, a1 - bi * frame, b0 - bj * frame, b1 - bj * frame)
-                        pieces.append(
-                            Piece(variable.name, str(path or ""), inline, offset, length, sel, out)
-                        )
+        for i, j, whole in window.cells(chunk, chunk):
+            key = f"{cube.group + '/' if cube.group else ''}{variable.name}/c/{i}/{j}"
+            buffer = sync(store.get(key, prototype))
+            data = buffer.to_bytes() if buffer is not None else None
+            path = files.find(data) if data is not None else None
+            inline = None if path is not None else data
+            index = _shard_index(data, blocks) if data is not None and blocks > 1 else None
+            part = whole.intersection(window)
+            for bi, bj, block in part.cells(frame, frame):
+                needed = block.intersection(part)
+                o = needed.relative_to(window)
+                out = (o.row0, o.row1, o.col0, o.col1)
+                if data is None:
+                    absent.append((variable.name, out))
+                    continue
+                offset, length = 0, len(data)
+                if index is not None:
+                    entry = index[bi - i * blocks, bj - j * blocks]
+                    offset, length = int(entry[0]), int(entry[1])
+                    if offset == 2**64 - 1:  # a block never written
+                        absent.append((variable.name, out))
+                        continue
+                f = needed.relative_to(block)
+                sel = (f.row0, f.row1, f.col0, f.col1)
+                pieces.append(
+                    Piece(variable.name, str(path or ""), inline, offset, length, sel, out)
+                )
     variables = {v.name: (v.dtype, v.fill_value, v.scale) for v in cube.spec.variables}
     return ReadPlan(window.shape, frame, variables, tuple(pieces), tuple(absent))
 
@@ -625,8 +618,6 @@ def compress_tile(pixels: TilePixels, candidate: Candidate) -> float:
     """Seconds to compress every frame (chunk, or block of a shard) the tile touches
     (its pixels only, fill value elsewhere; all-fill frames skipped, as zarr skips
     writing them)."""
-    from darts.grid.cube import Window
-
     chunk = candidate.frame
     w = pixels.window
     compression = candidate.compression()
@@ -640,21 +631,19 @@ def compress_tile(pixels: TilePixels, candidate: Candidate) -> float:
     }
     fills = {"dem": np.nan, "datamask": 0}
     seconds = 0.0
-    for i in range(w.row0 // chunk, (w.row1 - 1) // chunk + 1):
-        for j in range(w.col0 // chunk, (w.col1 - 1) // chunk + 1):
-            whole = Window(i * chunk, (i + 1) * chunk, j * chunk, (j + 1) * chunk)
-            part = whole.intersection(w)
-            src = part.relative_to(w).slices
-            dst = part.relative_to(whole).slices
-            if not pixels.mask[src].any():
-                continue  # dem all NaN and mask all 0: zarr writes nothing
-            for name, array in (("dem", pixels.dem), ("datamask", pixels.mask)):
-                block = blocks[name]
-                block.fill(fills[name])
-                block[dst] = array[src]
-                start = time.perf_counter()
-                codecs[name].encode(block)
-                seconds += time.perf_counter() - start
+    for _, _, whole in w.cells(chunk, chunk):
+        part = whole.intersection(w)
+        src = part.relative_to(w).slices
+        dst = part.relative_to(whole).slices
+        if not pixels.mask[src].any():
+            continue  # dem all NaN and mask all 0: zarr writes nothing
+        for name, array in (("dem", pixels.dem), ("datamask", pixels.mask)):
+            block = blocks[name]
+            block.fill(fills[name])
+            block[dst] = array[src]
+            start = time.perf_counter()
+            codecs[name].encode(block)
+            seconds += time.perf_counter() - start
     return seconds
 
 

@@ -122,6 +122,12 @@ def test_compression_is_not_part_of_the_identity(tmp_path: Path) -> None:
     Datacube.open(tmp_path / "cube", other)  # opens: the pixels mean the same
 
 
+def _stored_group(location: Path) -> zarr.Group:
+    """The cube's Zarr group on the branch tip, as zarr itself reads it."""
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(location)))
+    return zarr.open_group(repo.readonly_session(branch="main").store, mode="r")
+
+
 def test_a_sharded_cube_opens_with_a_spec_that_is_not(tmp_path: Path) -> None:
     """Blocks are a matter of compression: a cube stored sharded is opened, filled and
     read through a spec without blocks (and the other way round), with the layout the
@@ -134,12 +140,7 @@ def test_a_sharded_cube_opens_with_a_spec_that_is_not(tmp_path: Path) -> None:
         cube = Datacube.open(location, spec)
         cube.fill(["0_1"], source)
         assert_window(cube, source, Window(0, 200, 0, 250), ["0_0", "0_1"])
-    stored = zarr.open_group(
-        icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "a")))
-        .readonly_session(branch="main")
-        .store,
-        mode="r",
-    )
+    stored = _stored_group(tmp_path / "a")
     assert stored["dem"].shards == (64, 64) and stored["dem"].chunks == (16, 16)  # type: ignore[union-attr]
 
 
@@ -183,12 +184,7 @@ def test_scaled_heights_come_back_exactly(tmp_path: Path) -> None:
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want)
     # Through zarr's own slicing too (a window not on chunk edges).
-    group = zarr.open_group(
-        icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "cube")))
-        .readonly_session(branch="main")
-        .store,
-        mode="r",
-    )
+    group = _stored_group(tmp_path / "cube")
     stored = np.asarray(group["dem"][:64, :64])  # type: ignore[index]
     assert np.array_equal(stored[:4, :4], np.round(CM_HEIGHTS[:4, :4].astype(np.float64) * 100))
     assert group["dem"].attrs["scale_factor"] == 0.01

@@ -23,6 +23,12 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
+def stage_aux(scene: dict, arcticdem_dir: Path, capsys) -> tuple[int, str, str]:
+    """`prep-data --aux` for ``scene`` with the ArcticDEM cube at ``arcticdem_dir``."""
+    args = ["inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--aux"]
+    return run([*args, "--arcticdem-dir", str(arcticdem_dir)], capsys)
+
+
 def main_scene(world: WorldLayout) -> dict:
     manifest = json.loads(world.manifest.read_text())
     tile = manifest["main_tile"]
@@ -121,13 +127,7 @@ def test_aux_with_a_cube_of_another_resolution_is_one_clear_error(
     scene = main_scene(sandbox_world)
     cube_dir = tmp_path / "dem.icechunk"
     Datacube.open(cube_dir, arcticdem_spec(32))
-    code, _, err = run(
-        [
-            "inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--aux",
-            "--arcticdem-dir", str(cube_dir),
-        ],
-        capsys,
-    )  # fmt: skip
+    code, _, err = stage_aux(scene, cube_dir, capsys)
     assert code == 2
     assert "Traceback" not in err
     assert str(cube_dir) in err
@@ -150,13 +150,7 @@ def test_an_arcticdem_cube_of_an_older_darts_is_one_clear_error(
     Datacube.open(cube_dir, older)
     before = sorted(p.relative_to(cube_dir) for p in cube_dir.rglob("*"))
     sandbox.clear_requests()
-    code, _, err = run(
-        [
-            "inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--aux",
-            "--arcticdem-dir", str(cube_dir),
-        ],
-        capsys,
-    )  # fmt: skip
+    code, _, err = stage_aux(scene, cube_dir, capsys)
     assert code == 2
     assert "Traceback" not in err
     assert str(cube_dir) in err and "stage the cube again" in err

@@ -9,6 +9,7 @@ writers that agree on the grid agree on every pixel. Pure: no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,13 @@ class Window:
     def offset(self, rows: int, cols: int) -> Window:
         """This window moved down by ``rows`` and right by ``cols``."""
         return Window(self.row0 + rows, self.row1 + rows, self.col0 + cols, self.col1 + cols)
+
+    def cells(self, rows: int, cols: int) -> Iterator[tuple[int, int, Window]]:
+        """The cells of a ``rows × cols`` grid from pixel (0, 0) (chunks, blocks) that
+        this window touches, row by row: ``(i, j, cell)``, the whole cell."""
+        for i in range(self.row0 // rows, (self.row1 - 1) // rows + 1):
+            for j in range(self.col0 // cols, (self.col1 - 1) // cols + 1):
+                yield i, j, Window(i * rows, (i + 1) * rows, j * cols, (j + 1) * cols)
 
 
 @dataclass(frozen=True)

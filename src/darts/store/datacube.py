@@ -500,15 +500,11 @@ class Datacube:
         self._check_remote("read the " + self.description)
         store, opened = self._tip_reader()
         arrays = {name: opened[name] for name in names}
-        divisors = {
-            name: variable.scale
-            for name in names
-            if (variable := self.spec.variable(name)).scale is not None
-        }
+        variables = {name: self.spec.variable(name) for name in names}
+        divisors = {name: v.scale for name, v in variables.items() if v.scale is not None}
         values = read_windows(store, arrays, window, divisors)  # only the chunks needed
         data_vars: dict[str, xr.Variable] = {}
-        for name in names:
-            variable = self.spec.variable(name)
+        for name, variable in variables.items():
             attrs = {**variable.attrs, "nodata": variable.fill_value}
             data_vars[name] = xr.Variable(("y", "x"), values[name], attrs=attrs)
         transform = grid.window_transform(window)

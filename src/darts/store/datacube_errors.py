@@ -26,7 +26,9 @@ class NotACubeError(DatacubeError):
     """The location holds something that is not a DARTS datacube; it is never touched."""
 
 
-# How spec_differences names a difference in the variables' stored scale alone.
+# How spec_differences names the differences that mean another darts version wrote
+# the cube: its layout version, or the variables' stored scale alone.
+LAYOUT_VERSION_SETTING = "layout version"
 STORED_SCALE = "stored scale of the variables"
 
 
@@ -44,7 +46,7 @@ class CubeMismatchError(DatacubeError):
             f"{name}: stored {stored}, wanted {wanted}"
             for name, (stored, wanted) in self.differences.items()
         )
-        if set(self.differences) <= {STORED_SCALE, "layout version"}:
+        if set(self.differences) <= {STORED_SCALE, LAYOUT_VERSION_SETTING}:
             fix = (
                 "It was written by another version of darts, which stores values "
                 "differently; this version cannot read it. Move it aside (or delete it) "

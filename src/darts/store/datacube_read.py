@@ -179,12 +179,7 @@ async def _fetch(
     if tail is None:
         return None
     entries = _shard_index(piece.key, tail.as_numpy_array(), layout)
-    rows, cols = layout.block
-    need = piece.chunk
-    wanted = entries[
-        need.row0 // rows : (need.row1 - 1) // rows + 1,
-        need.col0 // cols : (need.col1 - 1) // cols + 1,
-    ].reshape(-1, 2)
+    wanted = np.array([entries[i, j] for i, j, _ in piece.chunk.cells(*layout.block)])
     present = wanted[wanted[:, 0] != _ABSENT]
     if not len(present):
         return _Fetched(np.empty(0, np.uint8), 0, entries)
@@ -230,22 +225,19 @@ class _Decoder:
         if fetched.entries is None:
             self._block(piece, fetched.data, piece.chunk, piece.out, target)
             return
-        rows, cols = layout.block
         need = piece.chunk
-        for i in range(need.row0 // rows, (need.row1 - 1) // rows + 1):
-            for j in range(need.col0 // cols, (need.col1 - 1) // cols + 1):
-                block = Window(i * rows, (i + 1) * rows, j * cols, (j + 1) * cols)
-                part = block.intersection(need)
-                out = part.relative_to(need).offset(piece.out.row0, piece.out.col0)
-                offset, length = (int(v) for v in fetched.entries[i, j])
-                if offset == _ABSENT:  # an inner chunk never written: fill
-                    target[out.slices] = layout.fill_value
-                    continue
-                start = offset - fetched.base
-                if start < 0 or start + length > len(fetched.data):
-                    raise ValueError(f"shard {piece.key} points past its end; the cube is damaged")
-                frame = fetched.data[start : start + length]
-                self._block(piece, frame, part.relative_to(block), out, target)
+        for i, j, block in need.cells(*layout.block):
+            part = block.intersection(need)
+            out = part.relative_to(need).offset(piece.out.row0, piece.out.col0)
+            offset, length = (int(v) for v in fetched.entries[i, j])
+            if offset == _ABSENT:  # an inner chunk never written: fill
+                target[out.slices] = layout.fill_value
+                continue
+            start = offset - fetched.base
+            if start < 0 or start + length > len(fetched.data):
+                raise ValueError(f"shard {piece.key} points past its end; the cube is damaged")
+            frame = fetched.data[start : start + length]
+            self._block(piece, frame, part.relative_to(block), out, target)
 
     def _block(
         self, piece: _Piece, frame: np.ndarray, part: Window, out: Window, target: np.ndarray
@@ -423,18 +415,15 @@ def _is_bytes(codec: object, dtype: np.dtype[Any]) -> bool:
 def _pieces(
     name: str, path: str, chunk_shape: tuple[int, int], window: Window, metadata: Any
 ) -> Iterator[_Piece]:
-    rows, cols = chunk_shape
     prefix = f"{path}/" if path else ""
-    for i in range(window.row0 // rows, (window.row1 - 1) // rows + 1):
-        for j in range(window.col0 // cols, (window.col1 - 1) // cols + 1):
-            chunk = Window(i * rows, (i + 1) * rows, j * cols, (j + 1) * cols)
-            part = chunk.intersection(window)
-            yield _Piece(
-                name=name,
-                key=prefix + metadata.encode_chunk_key((i, j)),
-                chunk=part.relative_to(chunk),
-                out=part.relative_to(window),
-            )
+    for i, j, chunk in window.cells(*chunk_shape):
+        part = chunk.intersection(window)
+        yield _Piece(
+            name=name,
+            key=prefix + metadata.encode_chunk_key((i, j)),
+            chunk=part.relative_to(chunk),
+            out=part.relative_to(window),
+        )
 
 
 def _decoded_size(frame: np.ndarray) -> int:

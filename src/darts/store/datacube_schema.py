@@ -17,7 +17,7 @@ from zarr.codecs import BloscCodec
 
 from darts.grid.cube import CubeGrid
 from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable
-from darts.store.datacube_errors import STORED_SCALE
+from darts.store.datacube_errors import LAYOUT_VERSION_SETTING, STORED_SCALE
 from darts.store.datacube_records import TILES_GROUP
 
 SPEC_KEY = "darts_cube"
@@ -59,7 +59,7 @@ def spec_differences(stored: dict[str, Any], spec: CubeSpec) -> dict[str, tuple[
     wanted = spec_to_attrs(spec)[SPEC_KEY]
     differences: dict[str, tuple[object, object]] = {}
     if stored.get("layout_version") != LAYOUT_VERSION:
-        differences["layout version"] = (stored.get("layout_version"), LAYOUT_VERSION)
+        differences[LAYOUT_VERSION_SETTING] = (stored.get("layout_version"), LAYOUT_VERSION)
     if stored.get("kind") != spec.kind:
         differences["kind"] = (stored.get("kind"), spec.kind)
     stored_grid = stored.get("grid") or {}
