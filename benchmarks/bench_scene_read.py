@@ -65,12 +65,13 @@ import zarr
 from zarr.storage import LocalStore
 
 from darts.net import NetworkSettings, S3Client, S3Settings
+from darts.pipelines.staging import stage_scene
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.service import Sandbox
 from darts.sandbox.testing import sandbox_cache_root
 from darts.sandbox.world import build_world
 from darts.sources.cdse_bands import resolve_bands
-from darts.sources.cdse_download import stage_scene
+from darts.sources.cdse_source import CdseSource
 from darts.store.encoding import BandEncoding
 from darts.store.manifest import check_manifest
 from darts.store.record import ArrayRecord
@@ -325,7 +326,7 @@ def staged_scene(store: SceneStore, world: str, scene: str | None) -> tuple[str,
     keys = resolve_bands(None, item)
     with Sandbox(layout) as sandbox, s3_client(sandbox) as s3:
         started = time.perf_counter()
-        result = stage_scene(item, keys, store, s3)
+        result = stage_scene(CdseSource(s3=s3), item, keys, store)
     if not result.ok:
         raise SystemExit(f"staging failed: {result}")
     print(f"staged {item['id']} into {store.root} in {time.perf_counter() - started:.1f} s")

@@ -7,7 +7,7 @@ Usage::
 
 What is measured, in one process, on the same data:
 
-* **stage**: ``stage_scene(item, bands, SceneStore(fresh folder), s3)``: whole-object
+* **stage**: ``stage_scene(CdseSource(s3), item, bands, SceneStore(fresh folder))``: whole-object
   GETs with size + checksum verification, in-memory JPEG2000 decoding with all cores,
   resampling onto the 10 m grid, and the store's crash-safe band writes, pipelined.
 * **floor**: the same work done plainly, one step after the other, without anything
@@ -53,12 +53,13 @@ import zarr
 from zarr.storage import LocalStore
 
 from darts.net import NetworkSettings, S3Client, S3Settings
+from darts.pipelines.staging import stage_scene
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
 from darts.sandbox.world import build_world
 from darts.sources.cdse_bands import resolve_bands
-from darts.sources.cdse_download import stage_scene
+from darts.sources.cdse_source import CdseSource
 from darts.sources.decode import decode_band, decode_jp2, scene_grid
 from darts.store.encoding import DEFAULT_ENCODING
 from darts.store.scenes import SceneStore
@@ -197,7 +198,9 @@ def bench(
             for run in range(runs):
                 settle()
                 store = SceneStore(work / f"stage-{run}")
-                stage, result = timed(lambda store=store: stage_scene(item, keys, store, s3))
+                stage, result = timed(
+                    lambda store=store: stage_scene(CdseSource(s3=s3), item, keys, store)
+                )
                 if result.status != "downloaded":
                     raise SystemExit(f"staging failed: {result}")
                 timings["stage"].add(stage)

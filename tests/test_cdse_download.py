@@ -27,6 +27,13 @@ from pyproj import CRS
 from darts.errors import ConfigError, DartsError
 from darts.net import CredentialsError, NetworkSettings, S3Client, S3Settings, forbid_sockets
 from darts.net.s3 import parse_s3_href
+from darts.pipelines.staging import (
+    SceneNotStagedError,
+    StageProgress,
+    StageResult,
+    load_scene,
+    stage_scene,
+)
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
@@ -38,13 +45,8 @@ from darts.sources.cdse_bands import (
     normalize_bands,
     resolve_bands,
 )
-from darts.sources.cdse_download import (
-    ENCODED_AHEAD,
-    SceneNotStagedError,
-    StageProgress,
-    load_scene,
-    stage_scene,
-)
+from darts.sources.cdse_download import ENCODED_AHEAD
+from darts.sources.cdse_source import CdseSource
 from darts.sources.decode import replicate, resample_nearest, scene_grid
 from darts.store.georef import Grid
 from darts.store.scenes import BandEncoding, SceneStore
@@ -135,6 +137,17 @@ def upsample(array: np.ndarray, factor: int) -> np.ndarray:
 def band_gets(log: Any) -> list[str]:
     """The object keys of the GET requests the stand-in saw."""
     return [r["path"] for r in log.requests() if r["method"] == "GET"]
+
+
+def stage_cdse(
+    item: Any, bands: Any, store: SceneStore | None, s3: Any, **kwargs: Any
+) -> StageResult:
+    """The generic stager with the ``cdse`` source reading through ``s3``."""
+    return stage_scene(CdseSource(s3=s3), item, bands, store, **kwargs)
+
+
+def load_cdse(item: Any, bands: Any, store: SceneStore | None, s3: Any, *, offline: bool) -> Any:
+    return load_scene(CdseSource(s3=s3), item, bands, store, offline=offline)
 
 
 # -- band names -------------------------------------------------------------------------
@@ -250,7 +263,7 @@ def test_stage_pixels_equal_the_source_files(
     sandbox_world: WorldLayout, item: dict[str, Any], store: SceneStore, s3: S3Client
 ) -> None:
     bands = ["B02", "B03", "B04", "B08", "B05", "B01"]
-    result = stage_scene(item, bands, store, s3)
+    result = stage_cdse(item, bands, store, s3)
     keys = [*DEFAULT_BANDS, "B05_20m", "B01_60m", SCL_KEY]
     assert result.status == "downloaded", result.error
     assert sorted(result.bands_downloaded) == sorted(keys)
@@ -283,7 +296,7 @@ def test_stage_pixels_equal_the_source_files(
 def test_scl_is_resampled_by_nearest_neighbour_exactly(
     sandbox_world: WorldLayout, item: dict[str, Any], store: SceneStore, s3: S3Client
 ) -> None:
-    assert stage_scene(item, ["SCL"], store, s3).status == "downloaded"
+    assert stage_cdse(item, ["SCL"], store, s3).status == "downloaded"
     scl = store.open(item["id"], [SCL_KEY], load=True)[SCL_KEY].values
     source = read_source(sandbox_world, item, SCL_KEY)
     assert scl.dtype == np.uint8
@@ -299,7 +312,7 @@ def test_scl_is_resampled_by_nearest_neighbour_exactly(
 def test_only_20m_bands_still_land_on_the_10m_grid(
     item: dict[str, Any], store: SceneStore, s3: S3Client
 ) -> None:
-    assert stage_scene(item, ["B11"], store, s3).status == "downloaded"
+    assert stage_cdse(item, ["B11"], store, s3).status == "downloaded"
     dataset = store.open(item["id"], ["B11_20m", SCL_KEY])
     assert dataset["B11_20m"].shape == tuple(item["assets"]["B02_10m"]["proj:shape"])
 
@@ -307,13 +320,13 @@ def test_only_20m_bands_still_land_on_the_10m_grid(
 def test_band_append_fetches_only_the_new_band_and_a_rerun_nothing(
     item: dict[str, Any], store: SceneStore, s3: S3Client, requests_log: Any
 ) -> None:
-    first = stage_scene(item, ["B02"], store, s3)
+    first = stage_cdse(item, ["B02"], store, s3)
     assert first.status == "downloaded"
     assert sorted(first.bands_downloaded) == ["B02_10m", SCL_KEY]
     assert len(band_gets(requests_log)) == 2
 
     requests_log.clear_requests()
-    second = stage_scene(item, ["B02", "B03"], store, s3)
+    second = stage_cdse(item, ["B02", "B03"], store, s3)
     assert second.status == "downloaded"
     assert second.bands_downloaded == ("B03_10m",)
     gets = band_gets(requests_log)
@@ -321,7 +334,7 @@ def test_band_append_fetches_only_the_new_band_and_a_rerun_nothing(
     assert store.stored_bands(item["id"]) == {"B02_10m", "B03_10m", SCL_KEY}
 
     requests_log.clear_requests()
-    third = stage_scene(item, ["B02", "B03"], store, s3)
+    third = stage_cdse(item, ["B02", "B03"], store, s3)
     assert (third.status, third.bands_downloaded, third.bytes_downloaded) == ("cached", (), 0)
     assert requests_log.requests() == []
 
@@ -336,7 +349,7 @@ def test_progress_reports_bytes_and_bands(
         with lock:
             events.append(event)
 
-    result = stage_scene(item, None, store, s3, progress=record)
+    result = stage_cdse(item, None, store, s3, progress=record)
     total = sum(item["assets"][k]["file:size"] for k in DEFAULT_KEYS)
     assert sorted(e.band for e in events if e.event == "fetched") == sorted(DEFAULT_KEYS)
     # The 20 m SCL goes through the pipeline first (its write hides behind a decode).
@@ -351,7 +364,7 @@ def test_checksum_mismatch_is_retried_then_fails(
 ) -> None:
     wrong = copy.deepcopy(item)
     wrong["assets"]["B03_10m"]["file:checksum"] = "1620" + "00" * 32
-    result = stage_scene(wrong, ["B02", "B03"], store, s3)
+    result = stage_cdse(wrong, ["B02", "B03"], store, s3)
     assert result.status == "partial"
     assert (result.error or "").startswith("band B03_10m: sha3-256 mismatch")
     assert "B03_10m" not in result.bands_downloaded
@@ -366,7 +379,7 @@ def test_truncated_downloads_are_retried_then_fail(
     sandbox: Sandbox, item: dict[str, Any], store: SceneStore, s3: S3Client, requests_log: Any
 ) -> None:
     sandbox.set_faults("s3", FaultConfig(truncate_rate=1.0))
-    result = stage_scene(item, ["B02"], store, s3)
+    result = stage_cdse(item, ["B02"], store, s3)
     assert result.status == "failed"
     assert result.bands_downloaded == ()
     assert len(band_gets(requests_log)) >= 1 + s3.net.max_retries
@@ -378,7 +391,7 @@ def test_missing_object_fails_the_scene_and_stops_the_pipeline(
 ) -> None:
     broken = copy.deepcopy(item)
     broken["assets"]["B03_10m"]["href"] += ".missing"
-    result = stage_scene(broken, None, store, s3)
+    result = stage_cdse(broken, None, store, s3)
     assert result.status == "partial"  # SCL and B02 came before the missing B03
     assert (result.error or "").startswith("band B03_10m: ")
     assert "NoSuchKey" in (result.error or "")
@@ -394,13 +407,13 @@ def test_undecodable_or_mismatching_files_fail_the_scene(
     asset = not_jp2["assets"][SCL_KEY]
     asset["href"] = item["assets"]["granule_metadata"]["href"]  # an XML file
     del asset["file:size"], asset["file:checksum"]
-    result = stage_scene(not_jp2, ["SCL"], store, s3)
+    result = stage_cdse(not_jp2, ["SCL"], store, s3)
     assert result.status == "failed"
     assert (result.error or "").startswith("band SCL_20m: cannot decode the JPEG2000 file")
 
     wrong_shape = copy.deepcopy(item)
     wrong_shape["assets"]["B03_10m"]["proj:shape"] = [10980, 10980]
-    result = stage_scene(wrong_shape, ["B03"], store, s3)
+    result = stage_cdse(wrong_shape, ["B03"], store, s3)
     assert result.status == "partial"  # SCL_20m went first and is stored
     assert (result.error or "").startswith("band B03_10m: the file is 1200×1200 px")
     assert store.stored_bands(item["id"]) == {SCL_KEY}
@@ -412,7 +425,7 @@ def test_wrong_credentials_raise_one_clear_error_without_secrets(
     secret = "this-is-the-wrong-secret-key"
     client = S3Client(s3_settings(sandbox, secret=secret), quick_net())
     with client, pytest.raises(CredentialsError) as caught:
-        stage_scene(item, ["B02"], store, client)
+        stage_cdse(item, ["B02"], store, client)
     message = str(caught.value)
     assert "refused" in message and "AWS_ACCESS_KEY_ID" in message
     assert secret not in message
@@ -427,7 +440,7 @@ def test_missing_credentials_raise_a_credentials_error(
 ) -> None:
     settings = S3Settings(endpoint_url=sandbox.endpoints.cdse_s3_endpoint)
     with S3Client(settings, quick_net()) as client, pytest.raises(CredentialsError) as caught:
-        stage_scene(item, ["B02"], store, client)
+        stage_cdse(item, ["B02"], store, client)
     assert "No S3 credentials found" in str(caught.value)
 
 
@@ -444,10 +457,10 @@ def test_no_store_returns_the_bands_and_writes_nothing(
     sandbox_world: WorldLayout, item: dict[str, Any], store: SceneStore, s3: S3Client
 ) -> None:
     other = main_items(sandbox_world)[0]
-    assert stage_scene(other, ["B02"], store, s3).ok
+    assert stage_cdse(other, ["B02"], store, s3).ok
     before = tree(store.root)
 
-    result = stage_scene(item, ["B04", "B05"], None, s3)
+    result = stage_cdse(item, ["B04", "B05"], None, s3)
     assert tree(store.root) == before
     assert result.status == "downloaded"
     dataset = result.dataset
@@ -461,7 +474,7 @@ def test_no_store_returns_the_bands_and_writes_nothing(
     )
     assert "spatial_ref" in dataset.coords and dataset.attrs["proj:code"] == "EPSG:32608"
 
-    loaded = load_scene(item, ["B04"], None, s3, offline=False)
+    loaded = load_cdse(item, ["B04"], None, s3, offline=False)
     assert list(loaded.data_vars) == ["B04_10m", SCL_KEY]
     assert tree(store.root) == before
 
@@ -472,8 +485,8 @@ def test_no_store_returns_the_bands_and_writes_nothing(
 def test_load_scene_stages_missing_bands_and_returns_exactly_the_request(
     item: dict[str, Any], store: SceneStore, s3: S3Client
 ) -> None:
-    assert stage_scene(item, ["B02", "B03", "B04"], store, s3).ok
-    dataset = load_scene(item, ["B04", "nir"], store, s3, offline=False)
+    assert stage_cdse(item, ["B02", "B03", "B04"], store, s3).ok
+    dataset = load_cdse(item, ["B04", "nir"], store, s3, offline=False)
     assert list(dataset.data_vars) == ["B04_10m", "B08_10m", SCL_KEY]  # no B02/B03 leak
     assert store.stored_bands(item["id"]) >= {"B08_10m"}
 
@@ -481,15 +494,15 @@ def test_load_scene_stages_missing_bands_and_returns_exactly_the_request(
 def test_offline_load_with_a_missing_band_names_it_and_opens_no_socket(
     item: dict[str, Any], store: SceneStore, s3: S3Client
 ) -> None:
-    assert stage_scene(item, ["B02", "B04"], store, s3).ok
+    assert stage_cdse(item, ["B02", "B04"], store, s3).ok
     with forbid_sockets() as audit:
-        dataset = load_scene(item, ["B02"], store, None, offline=True)
+        dataset = load_cdse(item, ["B02"], store, None, offline=True)
         assert list(dataset.data_vars) == ["B02_10m", SCL_KEY]
         assert int(dataset["B02_10m"].max()) > 0
         with pytest.raises(SceneNotStagedError) as caught:
-            load_scene(item, ["B02", "B03", "B05"], store, s3, offline=True)
+            load_cdse(item, ["B02", "B03", "B05"], store, s3, offline=True)
         with pytest.raises(SceneNotStagedError):
-            load_scene(item, ["B02"], None, s3, offline=True)
+            load_cdse(item, ["B02"], None, s3, offline=True)
     assert audit.blocked == [] and audit.allowed == []
     message = str(caught.value)
     assert "B03_10m" in message and "B05_20m" in message and "offline" in message
@@ -552,7 +565,7 @@ def test_pipeline_overlaps_steps_and_bounds_buffers(
     monkeypatch.setattr(cdse_download, "decode_band", slow_decode)
     monkeypatch.setattr(store, "write_bands", slow_write)
     bands = ["B02", "B03", "B04", "B08", "B05", "B11"]
-    result = stage_scene(item, bands, store, fake)  # type: ignore[arg-type]
+    result = stage_cdse(item, bands, store, fake)  # type: ignore[arg-type]
     assert result.status == "downloaded", result.error
     keys = ["B05_20m", "B11_20m", SCL_KEY, "B02_10m", "B03_10m", "B04_10m", "B08_10m"]
 
@@ -598,7 +611,7 @@ def test_pipeline_never_deadlocks_on_out_of_order_downloads(
 
     def run() -> None:
         for seed in range(4):
-            result = stage_scene(item, ["all"], None, JitteryS3(sandbox_world, seed))  # type: ignore[arg-type]
+            result = stage_cdse(item, ["all"], None, JitteryS3(sandbox_world, seed))  # type: ignore[arg-type]
             outcomes.append((result.status, len(result.bands_downloaded)))
 
     worker = threading.Thread(target=run, daemon=True)
@@ -640,7 +653,7 @@ def _stage_in_child(config: dict[str, Any], go: Any, results: Any) -> None:
     item = json.loads(Path(config["item"]).read_text())
     with S3Client(settings, NetworkSettings(max_retries=0)) as client:
         go.wait(30)
-        result = stage_scene(item, None, make_store(Path(config["root"])), client)
+        result = stage_cdse(item, None, make_store(Path(config["root"])), client)
     results.put((result.status, sorted(result.bands_downloaded), result.error))
 
 

@@ -11,6 +11,7 @@ from darts.net import NetworkSettings, S3Client, S3Settings, forbid_sockets
 from darts.pipelines.optical import QUALITY_BAND, load_optical
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.service import Sandbox
+from darts.sources.cdse_source import CdseSource
 from darts.store.scenes import SceneStore
 
 
@@ -30,9 +31,9 @@ def test_reflectance_and_quality_from_the_store_offline(
         ),
         NetworkSettings(max_retries=1, backoff_base_s=0.01),
     )
-    online = load_optical(item, ["B04", "B08"], store, s3, offline=False)
+    online = load_optical(CdseSource(s3=s3), item, ["B04", "B08"], store, offline=False)
     with forbid_sockets() as audit:
-        offline = load_optical(item, ["B04", "B08"], store, None, offline=True)
+        offline = load_optical(CdseSource(), item, ["B04", "B08"], store, offline=True)
     assert audit.blocked == []
     assert sorted(offline.data_vars) == sorted(["B04_10m", "B08_10m", "SCL_20m", QUALITY_BAND])
     for name in offline.data_vars:

@@ -106,7 +106,10 @@ def test_dry_run_lists_without_staging(
         (["--aux", "--offline"], "cannot run with --offline"),
         (["--optical", "--offline"], "cannot run with --offline"),
         (["--optical", "--no-raw-data-store"], "--no-raw-data-store keeps nothing"),
-        (["--optical", "--raw-data-source", "gee"], "not available yet"),
+        (
+            ["--optical", "--raw-data-source", "gee", "--ee-credentials-file", "/no/such/key"],
+            "credentials file /no/such/key does not exist",
+        ),
         (["--optical", "--start-date", "2024-13-01"], "start-date"),
         (["--optical", "--months", "13"], "month"),
     ],

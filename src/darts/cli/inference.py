@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from darts.cli.parser import CommandContext
@@ -56,11 +56,6 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         raise ConfigError(
             "say what to stage: --optical (Sentinel-2 scenes), --aux (ArcticDEM and TCVIS), or both"
         )
-    source = settings.get(Storage).raw_data_source
-    if source != "cdse":
-        raise ConfigError(
-            f"--raw-data-source {source} is not available yet; use cdse (the default)"
-        )
     runtime = runtime_from(settings)
     request = PrepDataRequest(
         selection=_selection(settings),
@@ -75,7 +70,7 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
     )
     bars = _ProgressBars(enabled=not staging.dry_run)
     try:
-        report = run_prep_data(request, runtime, on_event=bars.on_event)
+        report = run_prep_data(request, runtime, on_event=with_notes(bars.on_event))
     finally:
         bars.close()
 
@@ -104,6 +99,20 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         print(f"{tiles} auxiliary tile(s) failed", file=sys.stderr)
         failed = True
     return 1 if failed else 0
+
+
+def with_notes(
+    on_event: Callable[[str, Mapping[str, Any]], None],
+) -> Callable[[str, Mapping[str, Any]], None]:
+    """``on_event`` plus: a source's notes for the run (filters that do not apply, data
+    caveats) printed once, on stderr, whatever the progress display does."""
+
+    def handle(kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "note":
+            print(f"note: {data['text']}", file=sys.stderr)
+        on_event(kind, data)
+
+    return handle
 
 
 def _print_aux_plan(report) -> None:
@@ -241,9 +250,9 @@ def readiness_sentinel2(ctx: CommandContext) -> int:
     """Check, with the network switched off, that a run's scenes are staged."""
     import json
 
+    from darts.net.http import HttpClient
     from darts.pipelines.runtime import runtime_from
-    from darts.sources.cdse import discover_offline
-    from darts.sources.cdse_bands import normalize_bands
+    from darts.pipelines.scene_sources import open_scene_source
     from darts.store.readiness import optical_readiness
     from darts.store.scenes import SceneStore
 
@@ -257,11 +266,14 @@ def readiness_sentinel2(ctx: CommandContext) -> int:
             "--no-raw-data-store keeps no scenes, so nothing can be staged for an offline "
             "run: drop --no-raw-data-store"
         )
-    scene_ids = _offline_scene_ids(settings, discover_offline)
-    bands = normalize_bands(settings.get(Staging).bands)
+    with HttpClient(runtime.net) as http:
+        source = open_scene_source(runtime, http)
+    scene_ids = _offline_scene_ids(settings, source.offline_ids)
+    bands = source.band_keys(settings.get(Staging).bands, None)
     store = SceneStore(runtime.paths.raw_data_store)
     readiness = optical_readiness(store, scene_ids, bands)
     _add_aux_gaps(readiness, settings, runtime, store, scene_ids)
+    print(f"raw-data source: {source.name}")
     print(f"raw-data store: {runtime.paths.raw_data_store}")
     print(f"ArcticDEM cube: {runtime.paths.arcticdem_dir}")
     print(f"TCVIS cube: {runtime.paths.tcvis_dir}")

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from darts.cli.inference import _filters, _selection, _table
+from darts.cli.inference import _filters, _selection, _table, with_notes
 from darts.cli.parser import CommandContext
 from darts.errors import ConfigError
 from darts.settings.pipeline import SavedSceneIds
@@ -17,9 +17,6 @@ from darts.settings.sections import Storage
 
 def sentinel2_sequential(ctx: CommandContext) -> int:
     settings: Resolved = ctx.settings  # type: ignore[assignment]
-    source = settings.get(Storage).raw_data_source
-    if source != "cdse":
-        raise ConfigError(f"--raw-data-source {source} is not available yet; use cdse")
     models = _load_models(settings)
     from darts.pipelines.runtime import runtime_from
     from darts.pipelines.sequential import run_sequential
@@ -28,7 +25,7 @@ def sentinel2_sequential(ctx: CommandContext) -> int:
     request = inference_request(settings, runtime.paths.output_dir)
     bars = _Progress(enabled=sys.stderr.isatty())
     try:
-        report = run_sequential(request, runtime, models, on_event=bars.on_event)
+        report = run_sequential(request, runtime, models, on_event=with_notes(bars.on_event))
     finally:
         bars.close()
     print_results(report)

@@ -170,6 +170,7 @@ def read_scene_inputs(
     from darts.pipelines.aux_data import AuxCubes
     from darts.pipelines.aux_regions import item_year, regions_for_scenes
     from darts.pipelines.optical import load_optical
+    from darts.pipelines.scene_sources import open_scene_source
     from darts.pipelines.sequential import OPTICAL_BANDS
     from darts.processing.features import (
         QUALITY_BAND,
@@ -187,6 +188,7 @@ def read_scene_inputs(
     try:
         store = SceneStore(runtime.paths.raw_data_store)
         with HttpClient(runtime.net) as http:
+            source = open_scene_source(runtime, http)
             cubes = AuxCubes(runtime, http, resolution_m=10)
             for scene_id in scene_ids:
                 item = store.item(scene_id)
@@ -194,7 +196,7 @@ def read_scene_inputs(
                     raise FileNotFoundError(f"scene {scene_id} is not staged in {data_dir}")
                 item = dict(item)
                 optical = load_optical(
-                    item, list(OPTICAL_BANDS), store, None, offline=True, reflectance=False
+                    source, item, list(OPTICAL_BANDS), store, offline=True, reflectance=False
                 )
                 region = regions_for_scenes([item])[0]
                 dem = cubes.load_dem(region, terrain.aux_buffer_m, fetch=False)

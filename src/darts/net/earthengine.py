@@ -1,11 +1,12 @@
-"""A minimal Earth Engine REST client: one method, explicit credentials, no hidden calls.
+"""A minimal Earth Engine REST client: two methods, explicit credentials, no hidden calls.
 
 The ``earthengine-api`` package fetches a discovery document and an algorithm list at
 initialisation, reads a deprecation catalogue from storage.googleapis.com and, without
 explicit credentials, probes the cloud metadata server (sources.md §3). DARTS only
-needs pixels, so it speaks the one REST method that returns them,
-``projects/<p>/image:computePixels``, through the `HttpClient` (gate, timeouts,
-retries on 429/5xx). Expressions are passed in Earth Engine's serialized form.
+needs pixels and a catalogue listing, so it speaks the two REST methods that give them,
+``projects/<p>/image:computePixels`` and ``<asset>:listImages``, through the
+`HttpClient` (gate, timeouts, retries on 429/5xx). Expressions are passed in Earth
+Engine's serialized form.
 """
 
 from __future__ import annotations
@@ -117,6 +118,62 @@ class EarthEngineClient:
         except RemoteError as exc:
             raise self._translate(exc, purpose) from None
         return _parse_npy(response.content, grid, band_ids, url)
+
+    def list_images(
+        self,
+        parent: str,
+        *,
+        start_time: str | None = None,
+        end_time: str | None = None,
+        region: dict[str, Any] | None = None,
+        property_filter: str | None = None,
+        page_size: int = 1000,
+        purpose: str,
+    ) -> list[dict[str, Any]]:
+        """Every image of the collection ``parent`` (``projects/earthengine-public/assets/
+        COPERNICUS/S2_SR_HARMONIZED``) matching the arguments, all pages followed:
+        ``startTime`` inclusive, ``endTime`` exclusive (RFC 3339), ``region`` a GeoJSON
+        geometry (EPSG:4326), ``property_filter`` the ``filter`` parameter's syntax
+        (``properties.MGRS_TILE = "33UUP" AND properties.CLOUDY_PIXEL_PERCENTAGE <= 10``)."""
+        url = f"{self.base_url}/v1/{parent}:listImages"
+        params: dict[str, Any] = {"pageSize": int(page_size), "view": "FULL"}
+        for key, value in (
+            ("startTime", start_time),
+            ("endTime", end_time),
+            ("filter", property_filter),
+            ("region", json.dumps(region) if region is not None else None),
+        ):
+            if value is not None:
+                params[key] = value
+        self.http.gate.check(url, purpose, offline=self.http.settings.offline)
+        images: list[dict[str, Any]] = []
+        seen_tokens: set[str] = set()
+        while True:
+            token = self.credentials.access_token(self.http)
+            try:
+                page = self.http.get_json(
+                    url,
+                    purpose=purpose,
+                    params=params,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        # The listing is of a public collection; usage counts against
+                        # the user's project, as with the Python client.
+                        "X-Goog-User-Project": self.project,
+                    },
+                )
+            except RemoteError as exc:
+                raise self._translate(exc, purpose) from None
+            if not isinstance(page, dict):
+                raise EarthEngineError(f"GET {url} did not return a JSON object ({purpose})")
+            images += [image for image in page.get("images") or [] if isinstance(image, dict)]
+            next_token = page.get("nextPageToken")
+            if not next_token:
+                return images
+            if next_token in seen_tokens:  # a server repeating itself would loop forever
+                raise EarthEngineError(f"GET {url} repeated page token {next_token!r}")
+            seen_tokens.add(next_token)
+            params["pageToken"] = next_token
 
     def _translate(self, exc: RemoteError, purpose: str) -> NetworkError:
         detail = ee_error_message(exc.body_excerpt)

@@ -21,18 +21,18 @@ from typing import Any
 
 from darts.errors import ConfigError, DartsError
 from darts.net.http import HttpClient
-from darts.net.s3 import S3Client
 from darts.pipelines.runtime import Runtime
-from darts.sources.cdse import describe_query, discover_cdse, no_scenes_message
-from darts.sources.cdse_bands import resolve_bands
-from darts.sources.cdse_download import StageProgress, stage_scene
+from darts.pipelines.scene_sources import open_scene_source
+from darts.pipelines.staging import StageProgress, stage_scene
+from darts.sources.cdse import describe_query, no_scenes_message
 from darts.sources.query import SceneFilters, SceneSelection
 from darts.sources.scene_ids import write_scene_id_file
+from darts.sources.scene_source import SceneSource
 from darts.store.scenes import SceneStore
 
 # Bytes on disk per 10 m pixel of a stored band, measured with the store's encoding
 # on realistic scenes (benchmarks/bench_store_encoding.py): the dry run's estimate.
-STORE_BYTES_PER_PIXEL = {"uint16": 0.7, "uint8": 0.1}
+STORE_BYTES_PER_PIXEL = {"uint16": 0.7, "int16": 0.7, "uint8": 0.1}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class ScenePlan:
     missing_bands: list[str]
     download_bytes: int
     store_bytes_estimate: int
+    download_exact: bool = True
 
 
 @dataclass
@@ -78,6 +79,8 @@ class PrepDataReport:
     scene_id_file: str | None = None
     dry_run: bool = False
     finished: str | None = None
+    source: str = "cdse"
+    notes: list[str] = field(default_factory=list)
     aux_plan: list[dict[str, Any]] = field(default_factory=list)
     aux_outcomes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -127,34 +130,43 @@ def run_prep_data(
         dry_run=request.dry_run,
     )
     with HttpClient(runtime.net) as http:
-        items = discover_cdse(
-            request.selection,
-            request.filters,
-            stac_url=runtime.endpoints.cdse_stac_url,
-            net=http,
-        )
-    if not items:
-        raise DartsError(no_scenes_message(request.selection, request.filters))
-    report.scene_ids = [item["id"] for item in items]
-    emit("discovered", {"count": len(items)})
-    if request.scene_id_file_out is not None:
-        write_scene_id_file(request.scene_id_file_out, report.scene_ids)
-        report.scene_id_file = str(request.scene_id_file_out)
+        source = open_scene_source(runtime, http)
+        report.source = source.name
+        report.notes = source.notes(request.filters)
+        for note in report.notes:
+            emit("note", {"text": note})
+        items = source.discover(request.selection, request.filters)
+        if not items:
+            raise DartsError(no_scenes_message(request.selection, request.filters, source))
+        report.scene_ids = [item["id"] for item in items]
+        emit("discovered", {"count": len(items)})
+        if request.scene_id_file_out is not None:
+            write_scene_id_file(request.scene_id_file_out, report.scene_ids)
+            report.scene_id_file = str(request.scene_id_file_out)
 
-    if request.aux:
-        _stage_aux(request, runtime, items, report, emit)
-    store = SceneStore(runtime.paths.raw_data_store) if runtime.paths.raw_data_store else None
-    if store is None or not request.optical:
-        return _finish(report)
-    report.plans = [plan_scene(item, request.bands, store) for item in items]
-    if request.dry_run:
-        report.outcomes = [
-            SceneOutcome(p.scene_id, "cached" if not p.missing_bands else "planned", p.bands)
-            for p in report.plans
-        ]
-        return _finish(report)
+        if request.aux:
+            _stage_aux(request, runtime, items, report, emit)
+        store = SceneStore(runtime.paths.raw_data_store) if runtime.paths.raw_data_store else None
+        if store is None or not request.optical:
+            return _finish(report)
+        report.plans = [plan_scene(source, item, request.bands, store) for item in items]
+        if request.dry_run:
+            report.outcomes = [
+                SceneOutcome(p.scene_id, "cached" if not p.missing_bands else "planned", p.bands)
+                for p in report.plans
+            ]
+            return _finish(report)
+        _stage_optical(source, items, store, report, emit)
+    return _finish(report)
 
-    s3 = S3Client(runtime.s3, runtime.net)
+
+def _stage_optical(
+    source: SceneSource,
+    items: Sequence[Mapping[str, Any]],
+    store: SceneStore,
+    report: PrepDataReport,
+    emit: ProgressSink,
+) -> None:
     total_bytes = sum(p.download_bytes for p in report.plans)
     emit("start", {"scenes": len(items), "bytes": total_bytes})
     for item, plan in zip(items, report.plans, strict=True):
@@ -171,7 +183,7 @@ def run_prep_data(
                 },
             )
 
-        result = stage_scene(item, plan.bands, store, s3, progress=progress)
+        result = stage_scene(source, item, plan.bands, store, progress=progress)
         outcome = SceneOutcome(
             scene_id=result.scene_id,
             status=result.status,
@@ -182,7 +194,6 @@ def run_prep_data(
         )
         report.outcomes.append(outcome)
         emit("scene_done", asdict(outcome))
-    return _finish(report)
 
 
 def _stage_aux(
@@ -225,35 +236,29 @@ def _stage_aux(
         report.aux_outcomes = [outcome.to_json() for outcome in outcomes]
 
 
-def plan_scene(item: Mapping[str, Any], bands: Sequence[str], store: SceneStore) -> ScenePlan:
-    """What staging this scene would fetch, from the item alone (no network)."""
-    keys = resolve_bands(bands, item)
+def plan_scene(
+    source: SceneSource, item: Mapping[str, Any], bands: Sequence[str], store: SceneStore
+) -> ScenePlan:
+    """What staging this scene would fetch, from the scene document alone (no network)."""
+    keys = source.band_keys(list(bands), item)
     scene_id = str(item["id"])
     missing = store.missing_bands(scene_id, keys)
+    description = source.describe(item, missing)
+    rows, cols = description.grid.shape
     assets = item.get("assets", {})
-    download = sum(int(assets[k].get("file:size") or 0) for k in missing)
-    pixels = _pixels_10m(item)
     estimate = 0
     for key in missing:
-        dtype = str(assets[key].get("data_type") or "uint16")
-        estimate += int(pixels * STORE_BYTES_PER_PIXEL.get(dtype, 0.7))
+        dtype = str((assets.get(key) or {}).get("data_type") or "uint16")
+        estimate += int(rows * cols * STORE_BYTES_PER_PIXEL.get(dtype, 0.7))
     return ScenePlan(
         scene_id=scene_id,
         bands=keys,
         cached_bands=[k for k in keys if k not in missing],
         missing_bands=missing,
-        download_bytes=download,
+        download_bytes=description.download_bytes if missing else 0,
         store_bytes_estimate=estimate,
+        download_exact=description.bytes_exact,
     )
-
-
-def _pixels_10m(item: Mapping[str, Any]) -> int:
-    for asset in item.get("assets", {}).values():
-        transform = asset.get("proj:transform")
-        shape = asset.get("proj:shape")
-        if transform and shape and abs(float(transform[0])) == 10.0:
-            return int(shape[0]) * int(shape[1])
-    return 10980 * 10980
 
 
 def write_report(report: PrepDataReport, path: Path) -> Path:

@@ -14,7 +14,7 @@ from darts.net.settings import NetworkSettings, S3Settings
 from darts.paths import DataPaths, data_paths
 from darts.settings.pipeline import Connectivity
 from darts.settings.resolve import Resolved
-from darts.settings.sections import Endpoints, Network
+from darts.settings.sections import Endpoints, Network, Storage
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Runtime:
     net: NetworkSettings
     s3: S3Settings
     offline: bool
+    raw_data_source: str = "cdse"
 
 
 def runtime_from(settings: Resolved) -> Runtime:
@@ -45,4 +46,5 @@ def runtime_from(settings: Resolved) -> Runtime:
     )
     # Offline is a property of the network layer: from here on every client refuses.
     get_gate().set_offline(offline)
-    return Runtime(data_paths(settings), endpoints, net, s3, offline)
+    source = settings.get(Storage).raw_data_source if Storage in settings.sections else "cdse"
+    return Runtime(data_paths(settings), endpoints, net, s3, offline, source)

@@ -47,11 +47,12 @@ from darts.processing.models import LoadedModel, check_bands
 from darts.processing.postprocess import PostprocessParams, postprocess
 from darts.processing.reproject import reproject_dem, reproject_tcvis, scene_grid
 from darts.sources.query import SceneFilters, SceneSelection
+from darts.sources.scene_source import OPTICAL_KEYS, SceneSource
 
 TERRAIN_FEATURES = frozenset({"relative_elevation", "slope", "aspect", "hillshade", "curvature"})
 TCVIS_FEATURES = frozenset({"tc_brightness", "tc_greenness", "tc_wetness"})
 # Bands every run stages: the four 10 m bands the models' optical inputs come from.
-OPTICAL_BANDS = ("B02_10m", "B03_10m", "B04_10m", "B08_10m")
+OPTICAL_BANDS = OPTICAL_KEYS
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,14 @@ def run_sequential(
     _write_json(run_dir / "config.json", dict(request.resolved_config))
 
     with HttpClient(runtime.net) as http:
-        cubes = AuxCubes(runtime, http, resolution_m=request.arcticdem_resolution)
-        items = _scene_items(request, runtime, store, http, cubes, needs_dem, needs_tcvis)
-        emit("start", {"scenes": len(items), "run_dir": str(run_dir)})
-        s3 = None
-        if not runtime.offline:
-            from darts.net.s3 import S3Client
+        from darts.pipelines.scene_sources import open_scene_source
 
-            s3 = S3Client(runtime.s3, runtime.net)
+        source = open_scene_source(runtime, http)
+        for note in source.notes(request.filters):
+            emit("note", {"text": note})
+        cubes = AuxCubes(runtime, http, resolution_m=request.arcticdem_resolution)
+        items = _scene_items(request, runtime, source, store, cubes, needs_dem, needs_tcvis)
+        emit("start", {"scenes": len(items), "run_dir": str(run_dir)})
         for item in items:
             scene_id = str(item["id"])
             out_dir = scene_output_dir(request.output_dir, scene_id)
@@ -153,7 +154,7 @@ def run_sequential(
             else:
                 try:
                     _process_scene(
-                        item, request, runtime, models, bands, store, s3, cubes,
+                        item, request, runtime, models, bands, store, source, cubes,
                         needs_dem, needs_tcvis, out_dir, result, emit,
                     )  # fmt: skip
                     result.status = "done"
@@ -171,34 +172,31 @@ def run_sequential(
 def _scene_items(
     request: InferenceRequest,
     runtime: Runtime,
+    source: SceneSource,
     store: Any,
-    http: HttpClient,
     cubes: AuxCubes,
     needs_dem: bool,
     needs_tcvis: bool,
 ) -> list[dict[str, Any]]:
-    """The STAC items to process. Offline: ids from the selection (or the id file
-    prep-data saved), items from the store, then a readiness check listing every gap;
-    online: a catalogue search."""
+    """The scene documents to process. Offline: ids from the selection (or the id file
+    prep-data saved), documents from the store, then a readiness check listing every
+    gap; online: a catalogue search."""
     if not runtime.offline:
-        from darts.sources.cdse import discover_cdse, no_scenes_message
+        from darts.sources.cdse import no_scenes_message
 
-        items = discover_cdse(
-            request.selection, request.filters, stac_url=runtime.endpoints.cdse_stac_url, net=http
-        )
+        items = source.discover(request.selection, request.filters)
         if not items:
-            raise DartsError(no_scenes_message(request.selection, request.filters))
+            raise DartsError(no_scenes_message(request.selection, request.filters, source))
         return [dict(item) for item in items]
 
     from darts.pipelines.aux_data import aux_gaps
-    from darts.sources.cdse import discover_offline
     from darts.store.readiness import NotStagedError, optical_readiness
 
     selection = request.selection
     if selection.needs_search and request.saved_scene_id_file is not None:
         selection = SceneSelection(scene_id_file=request.saved_scene_id_file)
-    scene_ids = discover_offline(selection)
-    readiness = optical_readiness(store, scene_ids, [*OPTICAL_BANDS, "SCL_20m"])
+    scene_ids = source.offline_ids(selection)
+    readiness = optical_readiness(store, scene_ids, [*OPTICAL_BANDS, source.quality_band])
     items = [store.item(s) for s in scene_ids]
     known = [dict(item) for item in items if item is not None]
     if needs_dem or needs_tcvis:
@@ -224,7 +222,7 @@ def _process_scene(
     models: Sequence[LoadedModel],
     bands: list[str],
     store: Any,
-    s3: Any,
+    source: SceneSource,
     cubes: AuxCubes,
     needs_dem: bool,
     needs_tcvis: bool,
@@ -238,7 +236,7 @@ def _process_scene(
     clock = StepClock(result.seconds)
     with clock("optical"):
         optical = load_optical(
-            item, list(OPTICAL_BANDS), store, s3, offline=runtime.offline, reflectance=False
+            source, item, list(OPTICAL_BANDS), store, offline=runtime.offline, reflectance=False
         )
     region = regions_for_scenes([item])[0]
     grid = scene_grid(optical)
@@ -247,16 +245,16 @@ def _process_scene(
     # dropped before the next one loads: only one source cube is ever in memory.
     if needs_dem:
         with clock("aux"):
-            source = cubes.load_dem(region, request.aux_buffer_m, fetch=fetch)
+            cube = cubes.load_dem(region, request.aux_buffer_m, fetch=fetch)
         with clock("preprocess"):
-            dem = reproject_dem(source, grid)
-            del source
+            dem = reproject_dem(cube, grid)
+            del cube
     if needs_tcvis:
         with clock("aux"):
-            source = cubes.load_tcvis(region, item_year(item), request.aux_buffer_m, fetch=fetch)
+            cube = cubes.load_tcvis(region, item_year(item), request.aux_buffer_m, fetch=fetch)
         with clock("preprocess"):
-            tcvis = reproject_tcvis(source, grid)
-            del source
+            tcvis = reproject_tcvis(cube, grid)
+            del cube
     params = FeatureParams.for_item(
         item,
         tpi_outer_radius_m=request.features.tpi_outer_radius_m,
@@ -298,7 +296,7 @@ def _process_scene(
         del probabilities
     with clock("export"):
         scene = _export_dataset(post, inputs, request.exports, params)
-        metadata = _metadata(item, request, models, params, result)
+        metadata = _metadata(item, request, models, params, result, source.name)
         export_scene(scene, out_dir, exports=request.exports, metadata=metadata)
     result.objects = _object_count(out_dir)
 
@@ -349,10 +347,12 @@ def _metadata(
     models: Sequence[LoadedModel],
     params: FeatureParams,
     result: SceneResult,
+    source_name: str,
 ) -> dict[str, Any]:
     return {
         "scene_id": item["id"],
         "scene_datetime": (item.get("properties") or {}).get("datetime"),
+        "source": source_name,
         "created": _now(),
         "darts_version": __version__,
         "software": _versions(),

@@ -1,4 +1,5 @@
-"""Per-pixel data quality from the Sentinel-2 scene classification (SCL).
+"""Per-pixel data quality from the Sentinel-2 scene classification (SCL) or, for
+quarterly mosaics, from the number of valid observations behind each pixel.
 
 uint8 levels: 0 invalid, 1 low, 2 high. Pixels below the run's ``quality_level``
 are excluded from detections.
@@ -33,6 +34,47 @@ def quality_mask_from_scl(scl: xr.DataArray) -> xr.DataArray:
         "flag_meanings": "invalid low high",
     }
     return mask
+
+
+# Mosaic observation counts: 0 → invalid, 1–3 → low, more → high (processing.md).
+HIGH_QUALITY_OBSERVATIONS = 4
+# The names under which the two kinds of quality source are stored.
+SCL_BANDS = ("SCL_20m", "SCL_60m", "SCL_10m", "SCL")
+OBSERVATIONS_BAND = "observations"
+
+
+def quality_mask_from_observations(observations: xr.DataArray) -> xr.DataArray:
+    """uint8 quality from a mosaic's per-pixel count of valid observations."""
+    mask = xr.apply_ufunc(
+        _observation_levels, observations, dask="parallelized", output_dtypes=[np.uint8]
+    )
+    mask.name = "quality"
+    mask.attrs = {
+        "long_name": "data quality from the number of valid observations",
+        "flag_values": [INVALID, LOW, HIGH],
+        "flag_meanings": "invalid low high",
+    }
+    return mask
+
+
+def quality_mask(band: xr.DataArray) -> xr.DataArray:
+    """The quality mask from whichever quality band a scene carries, by its name."""
+    name = str(band.name)
+    if name == OBSERVATIONS_BAND:
+        return quality_mask_from_observations(band)
+    if name in SCL_BANDS or name.startswith("SCL"):
+        return quality_mask_from_scl(band)
+    raise ValueError(f"no quality mask can be derived from band {name!r}")
+
+
+def _observation_levels(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        values = np.where(np.isfinite(values), values, 0)
+    levels = np.full(values.shape, LOW, dtype=np.uint8)
+    levels[values >= HIGH_QUALITY_OBSERVATIONS] = HIGH
+    levels[values <= 0] = INVALID
+    return levels
 
 
 def _lookup(values: np.ndarray) -> np.ndarray:

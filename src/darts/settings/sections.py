@@ -20,6 +20,8 @@ ARCTICDEM_INDEX_URL = (
     "ArcticDEM_Mosaic_Index_latest_gpqt.zip"
 )
 EARTH_ENGINE_URL = "https://earthengine.googleapis.com"
+# Same API for many small automated requests (sources.md §3a); not for interactive use.
+EARTH_ENGINE_HIGHVOLUME_URL = "https://earthengine-highvolume.googleapis.com"
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,22 @@ class Endpoints(Section):
         help="Earth Engine API base URL",
         metavar="URL",
     )
+    earth_engine_highvolume_url: str = option(
+        EARTH_ENGINE_HIGHVOLUME_URL,
+        env="DARTS_EARTH_ENGINE_HIGHVOLUME_URL",
+        help="Earth Engine high-volume API base URL (used with --ee-use-highvolume)",
+        metavar="URL",
+    )
+    ee_use_highvolume: bool = option(
+        False,
+        help="send Earth Engine Sentinel-2 requests (--raw-data-source gee) to the "
+        "high-volume endpoint, meant for many automated requests",
+    )
     ee_project: str | None = option(
         None,
         env="EE_PROJECT",
-        help="Google Cloud project registered for Earth Engine (needed with --tcvis-source gee)",
+        help="Google Cloud project registered for Earth Engine (needed with --tcvis-source gee "
+        "and --raw-data-source gee)",
         metavar="PROJECT",
     )
     ee_credentials_file: Path | None = option(

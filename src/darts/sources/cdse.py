@@ -57,6 +57,7 @@ def discover_cdse(
     collection: str = CDSE_COLLECTION,
     page_limit: int = MAX_PAGE_LIMIT,
     today: date | None = None,
+    source: str = "cdse",
 ) -> list[dict[str, Any]]:
     """The STAC item dicts for ``selection`` and ``filters``, unique, ordered by
     (datetime, id).
@@ -68,6 +69,7 @@ def discover_cdse(
     `no_scenes_message` for the message to show).
 
     today: the end of open date ranges (default: today in UTC); for tests.
+    source: whose id form scene ids must have (``cdse``, ``cdse-mosaic``).
     """
     if not 1 <= page_limit <= MAX_PAGE_LIMIT:
         raise ValueError(f"page_limit must be 1..{MAX_PAGE_LIMIT}, got {page_limit}")
@@ -77,10 +79,10 @@ def discover_cdse(
     if selection.needs_search and offline:
         _refuse_offline_search(selection)
     if not selection.needs_search:
-        ids = _selected_ids(selection, offline=offline)
+        ids = _selected_ids(selection, offline=offline, source=source)
         with _http_client(net) as client:
             stac = _open(stac_url, client, f"fetch {len(ids)} Sentinel-2 scene(s) by id")
-            return _ordered(_fetch_ids(stac, ids, collection, page_limit))
+            return _ordered(_fetch_ids(stac, ids, collection, page_limit, source))
 
     spans = date_spans(filters, today or datetime.now(UTC).date())
     cql = _cql2_filter(selection, filters)
@@ -134,13 +136,25 @@ def describe_query(
 
 
 def no_scenes_message(
-    selection: SceneSelection, filters: SceneFilters, *, today: date | None = None
+    selection: SceneSelection,
+    filters: SceneFilters,
+    source: Any = None,
+    *,
+    today: date | None = None,
 ) -> str:
-    """One line for an empty result: which query found nothing and what to relax."""
+    """One line for an empty result: which query found nothing and what to relax.
+    ``source`` (a `SceneSource`) names what was searched; default CDSE L2A scenes."""
+    kind = getattr(source, "kind", "Sentinel-2 L2A scenes")
+    hint = getattr(
+        source,
+        "relax_hint",
+        "raise --max-cloud-cover or --max-snow-cover (100 disables), widen "
+        "--start-date/--end-date, or drop --years/--months/--quarters",
+    )
+    where = f" ({source.name})" if getattr(source, "name", None) else ""
     return (
-        f"no Sentinel-2 L2A scenes found for {describe_query(selection, filters, today=today)}; "
-        "relax the filters: raise --max-cloud-cover or --max-snow-cover (100 disables), "
-        "widen --start-date/--end-date, or drop --years/--months/--quarters"
+        f"no {kind}{where} found for {describe_query(selection, filters, today=today)}; "
+        f"relax the filters: {hint}"
     )
 
 
@@ -207,7 +221,7 @@ def _cql2_filter(selection: SceneSelection, filters: SceneFilters) -> dict[str, 
 
 
 def _fetch_ids(
-    stac: Any, ids: Sequence[str], collection: str, page_limit: int
+    stac: Any, ids: Sequence[str], collection: str, page_limit: int, source: str = "cdse"
 ) -> list[dict[str, Any]]:
     wanted = set(ids)
     found: dict[str, dict[str, Any]] = {}
@@ -222,8 +236,8 @@ def _fetch_ids(
     if missing:
         raise DiscoveryError(
             f"{len(missing)} of {len(ids)} scene id(s) not found in collection {collection}: "
-            f"{', '.join(missing)}; check the ids (source cdse needs the full product id) "
-            "or remove them"
+            f"{', '.join(missing)}; check the ids (source {source} needs "
+            f"{'the full product id' if source == 'cdse' else 'the mosaic id'}) or remove them"
         )
     return list(found.values())
 

@@ -86,7 +86,7 @@ def valid_band_names() -> list[str]:
     return [*names, "<band>_10m|_20m|_60m", *COMMON_NAMES, ALL]
 
 
-def _parse(name: str) -> tuple[str, int | None]:
+def parse_band_name(name: str) -> tuple[str, int | None]:
     """(band, resolution or None) for one user-given name; ConfigError if unknown."""
     text = name.strip().lower()
     if text in COMMON_NAMES:
@@ -126,7 +126,7 @@ def normalize_bands(names: Iterable[str] | str | None = None) -> list[str]:
         if name.strip().lower() == ALL:
             keys += [native_key(band) for band in NATIVE_RESOLUTION]
             continue
-        band, res = _parse(name)
+        band, res = parse_band_name(name)
         keys.append(native_key(band) if res is None else f"{band}_{res}m")
     if SCL_KEY not in keys:
         keys.append(SCL_KEY)
@@ -176,7 +176,7 @@ def _explicit_keys(names: list[str]) -> set[str]:
     for name in names:
         if name.strip().lower() == ALL:
             continue
-        band, res = _parse(name)
+        band, res = parse_band_name(name)
         if res is not None:
             explicit.add(f"{band}_{res}m")
     return explicit

@@ -114,15 +114,35 @@ def decode_jp2(
 
     ``threads`` is GDAL_NUM_THREADS for this decode only (``"ALL_CPUS"`` or a count).
     """
+    return _decode_single_band(data, name, "JP2OpenJPEG", "JPEG2000", threads)
+
+
+def decode_geotiff(
+    data: bytes | bytearray | memoryview,
+    *,
+    name: str = "GeoTIFF file",
+    threads: str | int = DEFAULT_THREADS,
+) -> tuple[np.ndarray, Affine, CRS | None]:
+    """Decode a single-band (Cloud-Optimized) GeoTIFF held in memory, like `decode_jp2`."""
+    return _decode_single_band(data, name, "GTiff", "GeoTIFF", threads)
+
+
+def _decode_single_band(
+    data: bytes | bytearray | memoryview,
+    name: str,
+    driver: str,
+    label: str,
+    threads: str | int,
+) -> tuple[np.ndarray, Affine, CRS | None]:
     try:
         with rasterio.Env(GDAL_NUM_THREADS=str(threads)), MemoryFile(data) as memfile:
-            # A bare JP2 without GML/GeoJP2 box is still decodable; the asset then
+            # A file without georeferencing is still decodable; the asset then
             # supplies the georeferencing, so rasterio's warning is noise here.
             # catch_warnings() swaps process-wide state: the lock keeps concurrent
             # decodes from restoring each other's filters (it only spans the open).
             with _WARNINGS_LOCK, warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                dataset = memfile.open(driver="JP2OpenJPEG")
+                dataset = memfile.open(driver=driver)
             with dataset:
                 if dataset.count != 1:
                     raise DecodeError(f"{name}: expected 1 band, the file has {dataset.count}")
@@ -130,7 +150,7 @@ def decode_jp2(
                 transform = dataset.transform
                 crs = CRS.from_wkt(dataset.crs.to_wkt()) if dataset.crs else None
     except RasterioError as error:
-        raise DecodeError(f"{name}: cannot decode the JPEG2000 file: {error}") from None
+        raise DecodeError(f"{name}: cannot decode the {label} file: {error}") from None
     return array, transform, crs
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from darts.errors import ConfigError
 
-SOURCES = ("cdse", "gee")
+SOURCES = ("cdse", "gee", "cdse-mosaic")
 
 # S2D is planned; accepting its letter now avoids a release that rejects new scenes.
 _CDSE_RE = re.compile(
@@ -29,6 +29,9 @@ _CDSE_RE = re.compile(
 )
 _GEE_RE = re.compile(
     r"^(?P<sensing>\d{8}T\d{6})_(?P<granule>\d{8}T\d{6})_T(?P<tile>\d{2}[A-Z]{3})$"
+)
+_MOSAIC_RE = re.compile(
+    r"^Sentinel-2_mosaic_(?P<year>\d{4})_Q(?P<quarter>[1-4])_(?P<tile>\d{2}[A-Z]{3})_0_0$"
 )
 # A product of another level or instrument (L1C, S1...) gets a more helpful message.
 _OTHER_PRODUCT_RE = re.compile(r"^S\d[A-D]_[A-Z0-9]{3,}_\d{8}T\d{6}_")
@@ -39,6 +42,11 @@ CDSE_FORM = (
     f"the CDSE product id S2x_MSIL2A_<sensing>_Nxxxx_Rxxx_Txxxxx_<time>, e.g. {CDSE_EXAMPLE}"
 )
 GEE_FORM = f"the Earth Engine id <sensing>_<granule time>_Txxxxx, e.g. {GEE_EXAMPLE}"
+MOSAIC_EXAMPLE = "Sentinel-2_mosaic_2024_Q3_08WNB_0_0"
+MOSAIC_FORM = (
+    f"the quarterly mosaic id Sentinel-2_mosaic_<year>_Q<quarter>_<tile>_0_0, e.g. {MOSAIC_EXAMPLE}"
+)
+_FORMS = {"cdse": CDSE_FORM, "gee": GEE_FORM, "cdse-mosaic": MOSAIC_FORM}
 
 
 @dataclass(frozen=True)
@@ -219,16 +227,38 @@ def _reason(scene_id: str, source: str) -> str | None:
     added once per message by the callers, not once per id."""
     _check_source(source)
     text = normalize_scene_id(scene_id)
+    if source == "cdse-mosaic":
+        return _mosaic_reason(text)
     return _cdse_reason(text) if source == "cdse" else _gee_reason(text)
 
 
 def _needs(source: str) -> str:
-    return f"source {source} needs {CDSE_FORM if source == 'cdse' else GEE_FORM}"
+    return f"source {source} needs {_FORMS[source]}"
+
+
+def parse_mosaic_id(scene_id: str) -> tuple[int, int, str]:
+    """(year, quarter, tile) of a quarterly mosaic id; `ConfigError` if it is not one."""
+    match = _MOSAIC_RE.match(normalize_scene_id(scene_id))
+    if match is None:
+        raise ConfigError(f"scene id {scene_id!r} is not a mosaic id; {_needs('cdse-mosaic')}")
+    return int(match["year"]), int(match["quarter"]), match["tile"]
+
+
+def _mosaic_reason(text: str) -> str | None:
+    if _CDSE_RE.match(text):
+        return "is the CDSE product id form (source cdse)"
+    if _GEE_RE.match(text):
+        return "is the Earth Engine form (source gee)"
+    if _MOSAIC_RE.match(text) is None:
+        return "is not a quarterly mosaic id"
+    return None
 
 
 def _cdse_reason(text: str) -> str | None:
     if _GEE_RE.match(text):
         return "is the Earth Engine form (source gee)"
+    if _MOSAIC_RE.match(text):
+        return "is a quarterly mosaic id (source cdse-mosaic)"
     match = _CDSE_RE.match(text)
     if match is None:
         if _OTHER_PRODUCT_RE.match(text) and "_MSIL2A_" not in text:
@@ -243,6 +273,8 @@ def _cdse_reason(text: str) -> str | None:
 def _gee_reason(text: str) -> str | None:
     if _CDSE_RE.match(text):
         return "is the CDSE product id form (source cdse)"
+    if _MOSAIC_RE.match(text):
+        return "is a quarterly mosaic id (source cdse-mosaic)"
     match = _GEE_RE.match(text)
     if match is None:
         return "is not a scene id"

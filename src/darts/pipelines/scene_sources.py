@@ -1,0 +1,48 @@
+"""Choosing the optical source: the one place a ``--raw-data-source`` name becomes an
+object. Everything after this works through the `SceneSource` protocol."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from darts.errors import ConfigError
+
+if TYPE_CHECKING:
+    from darts.net.http import HttpClient
+    from darts.pipelines.runtime import Runtime
+    from darts.sources.scene_source import SceneSource
+
+SOURCE_NAMES = ("cdse", "cdse-mosaic", "gee")
+
+
+def open_scene_source(runtime: Runtime, http: HttpClient) -> SceneSource:
+    """The source ``runtime.raw_data_source`` names, using ``http`` for catalogue and
+    pixel requests. Opens no connection and reads no credential until it is used."""
+    name = runtime.raw_data_source
+    if name in ("cdse", "cdse-mosaic"):
+        from darts.net.s3 import S3Client
+
+        def s3() -> S3Client:
+            return S3Client(runtime.s3, runtime.net)
+
+        if name == "cdse":
+            from darts.sources.cdse_source import CdseSource
+
+            return CdseSource(stac_url=runtime.endpoints.cdse_stac_url, http=http, s3=s3)
+        from darts.sources.cdse_mosaic import CdseMosaicSource
+
+        return CdseMosaicSource(stac_url=runtime.endpoints.cdse_stac_url, http=http, s3=s3)
+    if name == "gee":
+        from darts.sources.gee import GeeSource
+
+        endpoints = runtime.endpoints
+        return GeeSource(
+            http=http,
+            base_url=endpoints.earth_engine_highvolume_url
+            if endpoints.ee_use_highvolume
+            else endpoints.earth_engine_url,
+            project=endpoints.ee_project,
+            credentials_file=endpoints.ee_credentials_file,
+            max_concurrency=runtime.net.max_concurrency,
+        )
+    raise ConfigError(f"unknown --raw-data-source {name!r}; use one of: {', '.join(SOURCE_NAMES)}")

@@ -1,0 +1,333 @@
+"""Source ``gee``: Sentinel-2 from Google Earth Engine's ``COPERNICUS/S2_SR_HARMONIZED``.
+
+Scenes are Earth Engine images named by ``system:index``
+(``20230701T194909_20230701T195350_T11XNA``). Discovery uses the REST ``listImages``
+method (pages followed), with the time window, an AOI ``region`` and a property
+filter on ``CLOUDY_PIXEL_PERCENTAGE``, ``SNOW_ICE_PERCENTAGE`` and ``MGRS_TILE``; ids
+are looked up the same way, by their sensing time and tile. Each image becomes a
+STAC-like scene document (`darts.sources.gee_scene`), so the store, the auxiliary
+regions and the features read it like a CDSE item.
+
+Pixels come from ``image:computePixels`` on the scene's 10 m grid, all requested bands
+in one NPY answer per block. Earth Engine refuses a request above 48 MB of uncompressed
+pixels or 32,768 px per side (HTTP 400), so a scene is split into full-width strips
+that stay below both (23 strips for a 10980² scene of 4 uint16 bands + SCL). Strips
+are fetched concurrently, within ``--max-concurrency``, each retried on 429/5xx by
+the network layer, and copied into the scene's bands as they arrive.
+
+Values: the harmonized collection has the 2022 baseline offset removed, so
+reflectance = DN / 10,000 with no offset, and DN 0 marks masked pixels (nodata).
+Earth Engine's values are less comparable across years than CDSE's (the DARTS
+guide's warning), which `notes` shows once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from darts.errors import ConfigError
+from darts.net.earthengine import EarthEngineClient, affine_grid
+from darts.sources.cdse import DiscoveryError, item_datetime, scene_footprint
+from darts.sources.cdse_bands import normalize_bands
+from darts.sources.decode import grid_coords, scene_grid
+from darts.sources.gee_scene import (
+    S2_COLLECTION,
+    S2_PARENT,
+    band_dtype,
+    ee_band,
+    ee_image_id,
+    scene_document,
+)
+from darts.sources.query import SceneFilters, SceneSelection, date_spans, format_instant
+from darts.sources.scene_ids import validate_scene_ids
+from darts.sources.scene_source import BandConsumer, FetchedCallback, SceneDescription
+from darts.store.georef import DIMS, Grid
+
+if TYPE_CHECKING:
+    from darts.net.google_auth import EarthEngineCredentials
+    from darts.net.http import HttpClient
+
+# computePixels limits (sources.md §3a). 48 MB is read as 48·10⁶ bytes, the stricter
+# of the two readings, so no request is ever refused for size.
+MAX_REQUEST_BYTES = 48_000_000
+MAX_REQUEST_EDGE = 32_768
+COMPARABILITY_NOTE = (
+    "Earth Engine (source gee): reflectance of different years comes from different "
+    "processing baselines and is less comparable across years than CDSE's; prefer one "
+    "source for a time series"
+)
+
+
+class GeeSource:
+    """Sentinel-2 from Earth Engine. The client is built on first use, so a source for
+    an offline run reads no credentials and opens nothing."""
+
+    name = "gee"
+    kind = "Sentinel-2 images (Earth Engine COPERNICUS/S2_SR_HARMONIZED)"
+    quality_band = "SCL_20m"
+
+    def __init__(
+        self,
+        *,
+        http: HttpClient | None = None,
+        base_url: str | None = None,
+        project: str | None = None,
+        credentials_file: Path | None = None,
+        max_concurrency: int = 4,
+        client: EarthEngineClient | None = None,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url
+        self.project = project
+        self.credentials_file = credentials_file
+        self.max_concurrency = max(1, int(max_concurrency))
+        self._ee = client
+
+    # -- finding images -----------------------------------------------------------------
+
+    def discover(
+        self, selection: SceneSelection, filters: SceneFilters, *, today: date | None = None
+    ) -> list[dict[str, Any]]:
+        if not selection.needs_search:
+            ids = self.offline_ids(selection)
+            found = {doc["id"]: doc for doc in (self._lookup(i) for i in ids) if doc is not None}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise DiscoveryError(
+                    f"{len(missing)} of {len(ids)} scene id(s) not found in Earth Engine "
+                    f"collection {S2_COLLECTION}: {', '.join(missing)}; check the ids "
+                    "(source gee needs the Earth Engine id) or remove them"
+                )
+            return _ordered(found.values())
+        region = None
+        if selection.aoi_file is not None:
+            from darts.sources.aoi import aoi_geojson, read_aoi
+
+            region = aoi_geojson(read_aoi(selection.aoi_file))
+        spans = date_spans(filters, today or datetime.now(UTC).date())
+        condition = property_filter(selection.tile_ids, filters)
+        what = f"Earth Engine listing of {S2_COLLECTION}"
+        found: dict[str, dict[str, Any]] = {}
+        for start, end in spans:
+            images = self._client().list_images(
+                S2_PARENT,
+                start_time=format_instant(start),
+                # listImages' end is exclusive; a span's end is its last instant.
+                end_time=format_instant(end + timedelta(microseconds=1)),
+                region=region,
+                property_filter=condition,
+                purpose=what,
+            )
+            for image in images:
+                document = scene_document(image)
+                found.setdefault(document["id"], document)
+        return _ordered(found.values())
+
+    def offline_ids(self, selection: SceneSelection) -> list[str]:
+        from darts.sources.cdse import discover_offline
+
+        return discover_offline(selection, source=self.name)
+
+    def notes(self, filters: SceneFilters) -> list[str]:
+        return [COMPARABILITY_NOTE]
+
+    def _lookup(self, scene_id: str) -> dict[str, Any] | None:
+        """The image ``scene_id``, found by its sensing second and tile (listImages has
+        no lookup by id; the two narrow it to the one image)."""
+        (scene_id,) = validate_scene_ids([scene_id], self.name)
+        sensing = datetime.strptime(scene_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        tile = scene_id.rsplit("_T", 1)[1]
+        images = self._client().list_images(
+            S2_PARENT,
+            start_time=format_instant(sensing),
+            end_time=format_instant(sensing + timedelta(seconds=1)),
+            property_filter=f'properties.MGRS_TILE = "{tile}"',
+            purpose=f"Earth Engine lookup of image {scene_id}",
+        )
+        for image in images:
+            if ee_image_id(image) == scene_id:
+                return scene_document(image)
+        return None
+
+    # -- bands --------------------------------------------------------------------------
+
+    def band_keys(self, bands: Sequence[str] | None, scene: Mapping[str, Any] | None) -> list[str]:
+        keys = normalize_bands(list(bands) if bands else None)
+        unknown = [key for key in keys if ee_band(key) is None]
+        if unknown:
+            raise ConfigError(
+                f"band(s) {', '.join(unknown)} are not in Earth Engine's {S2_COLLECTION}: it "
+                "has each band at its native resolution only (e.g. B02_10m, B05_20m, B01_60m)"
+            )
+        if scene is not None:
+            assets = scene.get("assets") or {}
+            absent = [key for key in keys if key not in assets]
+            if absent:
+                from darts.sources.cdse_bands import MissingAssetError
+
+                raise MissingAssetError(
+                    f"Earth Engine image {scene.get('id')!r} has no band {', '.join(absent)}"
+                )
+        return keys
+
+    def describe(self, scene: Mapping[str, Any], keys: Sequence[str]) -> SceneDescription:
+        grid = scene_grid(scene)
+        blocks = request_blocks(grid.shape, _bytes_per_pixel(keys))
+        moment = item_datetime(dict(scene))
+        return SceneDescription(
+            scene_id=str(scene.get("id")),
+            datetime=moment.isoformat().replace("+00:00", "Z") if moment else None,
+            footprint=scene_footprint(dict(scene)),
+            grid=grid,
+            bands=tuple(keys),
+            # NPY answers are uncompressed: the payload is the pixels plus a header.
+            download_bytes=sum(
+                (r1 - r0) * (c1 - c0) * _bytes_per_pixel(keys) for r0, r1, c0, c1 in blocks
+            ),
+            bytes_exact=False,
+        )
+
+    # -- fetching -----------------------------------------------------------------------
+
+    def fetch(
+        self,
+        scene: Mapping[str, Any],
+        keys: Sequence[str],
+        consume: BandConsumer,
+        *,
+        on_fetched: FetchedCallback | None = None,
+    ) -> None:
+        """All ``keys`` in strips on the scene grid, concurrently; then each band to
+        ``consume`` in order. A failed strip fails the scene (its network error)."""
+        scene_id = str(scene.get("id"))
+        grid = scene_grid(scene)
+        client = self._client()
+        expression = image_expression(scene_id)
+        band_ids = [str(ee_band(key)) for key in keys]
+        planes = {key: np.zeros(grid.shape, dtype=band_dtype(key)) for key in keys}
+        blocks = request_blocks(grid.shape, _bytes_per_pixel(keys))
+
+        def fetch_block(block: tuple[int, int, int, int]) -> None:
+            r0, r1, c0, c1 = block
+            pixels = client.compute_pixels(
+                expression,
+                grid=_block_grid(grid, block),
+                band_ids=band_ids,
+                purpose=f"pixels of Sentinel-2 image {scene_id} rows {r0}-{r1}",
+            )
+            for key, band in zip(keys, band_ids, strict=True):
+                planes[key][r0:r1, c0:c1] = pixels[band]
+            if on_fetched is not None:
+                on_fetched(f"rows {r0}-{r1}", pixels.nbytes)
+
+        workers = min(self.max_concurrency, len(blocks))
+        with ThreadPoolExecutor(workers, "darts-gee-fetch") as pool:
+            futures = [pool.submit(fetch_block, block) for block in blocks]
+            try:
+                for future in futures:
+                    future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+        coords = grid_coords(grid)
+        for key in keys:
+            values = planes.pop(key)
+            consume(key, _band_array(key, values, scene, coords, grid))
+            del values
+
+    def _client(self) -> EarthEngineClient:
+        if self._ee is None:
+            from darts.net.google_auth import EarthEngineCredentials
+
+            if self.http is None or not self.base_url:
+                raise ValueError("GeeSource needs an HttpClient and the Earth Engine URL")
+            credentials: EarthEngineCredentials = EarthEngineCredentials.from_settings(
+                self.credentials_file, self.project
+            )
+            self._ee = EarthEngineClient(self.base_url, self.project, credentials, self.http)
+        return self._ee
+
+
+def property_filter(tile_ids: Sequence[str], filters: SceneFilters) -> str | None:
+    """The ``filter`` of a listImages call: tiles, cloud and snow cover."""
+    terms: list[str] = []
+    if tile_ids:
+        tiles = " OR ".join(f'properties.MGRS_TILE = "{tile}"' for tile in tile_ids)
+        terms.append(f"({tiles})" if len(tile_ids) > 1 else tiles)
+    # A maximum of 100 is no filter (an image lacking the property is kept).
+    if filters.cloud_filter:
+        terms.append(f"properties.CLOUDY_PIXEL_PERCENTAGE <= {filters.max_cloud_cover:g}")
+    if filters.snow_filter:
+        terms.append(f"properties.SNOW_ICE_PERCENTAGE <= {filters.max_snow_cover:g}")
+    return " AND ".join(terms) or None
+
+
+def image_expression(scene_id: str) -> dict[str, Any]:
+    """``ee.Image("COPERNICUS/S2_SR_HARMONIZED/<id>")`` in Earth Engine's serialized form."""
+    load = {
+        "functionInvocationValue": {
+            "functionName": "Image.load",
+            "arguments": {"id": {"constantValue": f"{S2_COLLECTION}/{scene_id}"}},
+        }
+    }
+    return {"result": "0", "values": {"0": load}}
+
+
+def request_blocks(
+    shape: tuple[int, int], bytes_per_pixel: int, *, max_bytes: int = MAX_REQUEST_BYTES
+) -> list[tuple[int, int, int, int]]:
+    """(row0, row1, col0, col1) blocks covering ``shape``, each within computePixels'
+    limits: full-width strips (fewest requests), split in columns only past 32,768 px."""
+    rows, cols = shape
+    width = min(cols, MAX_REQUEST_EDGE)
+    height = max(1, min(rows, MAX_REQUEST_EDGE, max_bytes // max(1, width * bytes_per_pixel)))
+    if height * width * bytes_per_pixel > max_bytes:
+        raise ConfigError(
+            f"{bytes_per_pixel} bytes per pixel do not fit one Earth Engine request row of "
+            f"{width} px; request fewer bands"
+        )
+    return [
+        (r0, min(r0 + height, rows), c0, min(c0 + width, cols))
+        for r0 in range(0, rows, height)
+        for c0 in range(0, cols, width)
+    ]
+
+
+def _bytes_per_pixel(keys: Sequence[str]) -> int:
+    return sum(np.dtype(band_dtype(key)).itemsize for key in keys)
+
+
+def _block_grid(grid: Grid, block: tuple[int, int, int, int]) -> dict[str, Any]:
+    r0, r1, c0, c1 = block
+    a, b, c, d, e, f = grid.transform
+    transform = (a, b, c + c0 * a + r0 * b, d, e, f + c0 * d + r0 * e)
+    return affine_grid(c1 - c0, r1 - r0, transform, str(grid.crs_code))
+
+
+def _band_array(
+    key: str, values: np.ndarray, scene: Mapping[str, Any], coords: dict[str, Any], grid: Grid
+) -> xr.DataArray:
+    asset = (scene.get("assets") or {}).get(key) or {}
+    attrs: dict[str, Any] = {
+        k: asset[k] for k in ("raster:scale", "raster:offset", "nodata") if k in asset
+    }
+    attrs["darts:asset"] = asset.get("earthengine:band", ee_band(key))
+    source = asset.get("proj:transform")
+    attrs["darts:source_resolution"] = abs(float(source[0])) if source else grid.resolution[0]
+    attrs["darts:resampling"] = (
+        "none" if attrs["darts:source_resolution"] == grid.resolution[0] else "nearest"
+    )
+    attrs.update({k: v for k, v in grid.band_attrs().items() if k != "coordinates"})
+    return xr.DataArray(values, dims=DIMS, coords=coords, name=key, attrs=attrs)
+
+
+def _ordered(documents: Any) -> list[dict[str, Any]]:
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(documents, key=lambda d: (item_datetime(d) or far, d["id"]))
