@@ -21,6 +21,7 @@ def demo(ctx: CommandContext) -> int:
         demo_dir=options.demo_dir or paths.darts_dir / "demo",
         sandbox_root=options.sandbox_root or paths.sandbox_dir,
         model_file=options.model_file or DEMO_MODEL,
+        raw_data_source=options.raw_data_source,
     )
     # Refuse a missing or unusable model now, not after minutes of staging.
     read_checkpoint(request.model_file)

@@ -19,5 +19,14 @@ DEMO_TILES = ("08WNB", "08WPB")
 """The sandbox tiles the demo model is trained on and the demo runs over."""
 DEMO_YEARS = (2024,)
 """The demo runs the acquisitions of these years; training leaves them out."""
+DEMO_QUARTERS = (3,)
+"""Summer: the demo's scenes (and the quarterly mosaic it can run on) are July's."""
 
-__all__ = ["DEMO_MODEL", "DEMO_SEED", "DEMO_TILES", "DEMO_WORLD", "DEMO_YEARS"]
+__all__ = [
+    "DEMO_MODEL",
+    "DEMO_QUARTERS",
+    "DEMO_SEED",
+    "DEMO_TILES",
+    "DEMO_WORLD",
+    "DEMO_YEARS",
+]

@@ -55,12 +55,15 @@ def selection_flags(
     tiles: Sequence[str],
     years: Sequence[int] = (),
     *,
+    quarters: Sequence[int] = (),
     max_cloud_cover: float = 100.0,
     max_snow_cover: float = 100.0,
 ) -> list[str]:
     flags = ["--tile-ids", *tiles]
     if years:
         flags += ["--years", *(str(y) for y in years)]
+    if quarters:
+        flags += ["--quarters", *(str(q) for q in quarters)]
     flags += [
         "--max-cloud-cover",
         f"{max_cloud_cover:g}",
@@ -71,7 +74,11 @@ def selection_flags(
 
 
 def prep_data_argv(
-    config_file: Path, data_dir: Path, selection: Sequence[str], scene_id_file: Path
+    config_file: Path,
+    data_dir: Path,
+    selection: Sequence[str],
+    scene_id_file: Path,
+    raw_data_source: str = "cdse",
 ) -> list[str]:
     """``darts inference prep-data sentinel2 --optical --aux`` against the sandbox."""
     return [
@@ -83,6 +90,8 @@ def prep_data_argv(
         *endpoint_flags(config_file),
         *dir_flags(data_dir),
         *selection,
+        "--raw-data-source",
+        raw_data_source,
         "--optical",
         "--aux",
         "--no-offline",

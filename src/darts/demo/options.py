@@ -23,6 +23,11 @@ class DemoOptions(Section):
         "shared with `darts sandbox`)",
         metavar="DIR",
     )
+    raw_data_source: str = option(
+        "cdse",
+        choices=("cdse", "cdse-mosaic", "gee"),
+        help="where the demo's Sentinel-2 data comes from (each served by its sandbox stand-in)",
+    )
     model_file: Path | None = option(
         None,
         help="model checkpoint to run (default: the packaged demo model, trained on the "

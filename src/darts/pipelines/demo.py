@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from darts.demo import DEMO_MODEL, DEMO_TILES, DEMO_YEARS
+from darts.demo import DEMO_MODEL, DEMO_QUARTERS, DEMO_TILES, DEMO_YEARS
 from darts.demo.data import (
     RunCommand,
     build_demo_world,
@@ -47,6 +47,9 @@ class DemoRequest:
     model_file: Path = DEMO_MODEL
     tiles: Sequence[str] = DEMO_TILES
     years: Sequence[int] = DEMO_YEARS
+    quarters: Sequence[int] = DEMO_QUARTERS
+    raw_data_source: str = "cdse"
+    """Where the optical data comes from: ``cdse``, ``cdse-mosaic`` or ``gee``."""
     max_cloud_cover: float = 10.0
     max_snow_cover: float = 10.0
 
@@ -85,6 +88,7 @@ def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) ->
     selection = selection_flags(
         request.tiles,
         request.years,
+        quarters=request.quarters,
         max_cloud_cover=request.max_cloud_cover,
         max_snow_cover=request.max_snow_cover,
     )
@@ -94,16 +98,22 @@ def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) ->
     try:
         with clock("prep-data"), running_sandbox(world, demo_dir / "sandbox.toml") as config:
             say("")
-            say(f"[1/3] staging: darts inference prep-data sentinel2 {shown} --optical --aux")
+            say(
+                f"[1/3] staging: darts inference prep-data sentinel2 {shown} "
+                f"--raw-data-source {request.raw_data_source} --optical --aux"
+            )
             say(f"      (endpoints from {config}: the sandbox's stand-ins on 127.0.0.1)")
-            code = run_command(prep_data_argv(config, demo_dir, selection, ids_file))
+            code = run_command(
+                prep_data_argv(config, demo_dir, selection, ids_file, request.raw_data_source)
+            )
         if code != 0:
             return _failed(report, "prep-data", code)
         report.scene_ids = list(json.loads(ids_file.read_text()))
 
         say("")
         say(
-            f"[2/3] offline run: darts inference sentinel2-sequential {shown} --offline "
+            f"[2/3] offline run: darts inference sentinel2-sequential {shown} "
+            f"--raw-data-source {request.raw_data_source} --offline "
             f"--model-files {request.model_file}"
         )
         say("      (the stand-ins are stopped: nothing but staged data is used)")
@@ -135,6 +145,8 @@ def _offline_argv(
         "sentinel2-sequential",
         *dir_flags(demo_dir),
         *selection,
+        "--raw-data-source",
+        request.raw_data_source,
         "--offline",
         "--prep-data-scene-id-file",
         str(ids_file),
