@@ -53,6 +53,7 @@ SMOKE_RUNS = {
         "bench_scene_read.py", ["--world", "small", "--runs", "1", "--workdir", "{tmp}"], "floor"
     ),
     "stage scene": ("bench_stage_scene.py", ["--world", "small", "--runs", "1"], "floor"),
+    "stage gee": ("bench_stage_gee.py", ["--world", "small", "--runs", "1"], "requests per scene"),
     "store encoding": (
         "bench_store_encoding.py", ["--size", "2048", "--runs", "1", "--workdir", "{tmp}"], "MB"
     ),

@@ -13,12 +13,16 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from darts.net import HttpClient, NetworkSettings, RemoteError, S3Client, S3Settings, open_stac
 from darts.net.gdal import remote_raster_env
 from darts.sandbox.service import Sandbox
+
+if TYPE_CHECKING:
+    from darts.net.google_auth import EarthEngineCredentials
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,9 @@ def run_checks(sandbox: Sandbox) -> list[CheckResult]:
         ("PGC mosaic index zip", context.pgc_index),
         ("PGC STAC search + ArcticDEM COG range read", context.pgc_dem),
         ("TCVIS mirror STAC + COG range read", context.tcvis),
-        ("Earth Engine token exchange + computePixels", context.earth_engine),
+        # One check for both Earth Engine collections: the TCVIS mosaic, then a
+        # Sentinel-2 listImages call and a small computePixels of one image.
+        ("Earth Engine token exchange + computePixels, S2 listImages", context.earth_engine),
     ]
     results = []
     for name, check in checks:
@@ -202,20 +208,20 @@ class _Context:
         return f"{len(collections)} collection(s); {item['id']}: {count} band(s), {crs}"
 
     def earth_engine(self) -> str:
+        credentials = self._ee_credentials()  # one token exchange for both parts
+        return f"{self.earth_engine_tcvis(credentials)}; {self.earth_engine_s2(credentials)}"
+
+    def earth_engine_tcvis(self, credentials: EarthEngineCredentials) -> str:
         # The same path the TCVIS Earth Engine source takes: a service-account key
         # exchanged for a token, then one small computePixels request as NPY.
         from darts.net.earthengine import EarthEngineClient, affine_grid
-        from darts.net.google_auth import EarthEngineCredentials
         from darts.sources.tcvis_gee import TCVIS_BANDS, TCVIS_EE_COLLECTIONS, mosaic_expression
 
-        key_file = self.sandbox.layout.root.parent / "selftest-ee-service-account.json"
-        key_file.write_text(json.dumps(self.sandbox.ee_key_file()))
-        try:
-            credentials = EarthEngineCredentials.from_file(key_file)
-        finally:
-            key_file.unlink()
         client = EarthEngineClient(
-            self.endpoints.earth_engine_url, self.endpoints.ee_project, credentials, self.http
+            self.endpoints.earth_engine_url,
+            self.endpoints.ee_project,
+            credentials,
+            self.http,
         )
         period = sorted(TCVIS_EE_COLLECTIONS)[-1]
         bands = list(TCVIS_BANDS.values())
@@ -232,7 +238,77 @@ class _Context:
         if pixels.shape != (64, 64):
             raise AssertionError(f"computePixels answered {pixels.shape}, wanted (64, 64)")
         valid = float(np.mean(np.asarray(pixels[bands[0]]) > 0))
-        return f"{period}: 64x64 px, {len(bands)} bands as NPY, {valid:.0%} non-zero"
+        return f"TCVIS {period}: 64x64 px, {len(bands)} bands as NPY, {valid:.0%} non-zero"
+
+    def _ee_credentials(self) -> EarthEngineCredentials:
+        from darts.net.google_auth import EarthEngineCredentials
+
+        key_file = self.sandbox.layout.root.parent / "selftest-ee-service-account.json"
+        key_file.write_text(json.dumps(self.sandbox.ee_key_file()))
+        try:
+            return EarthEngineCredentials.from_file(key_file)
+        finally:
+            key_file.unlink()
+
+    def earth_engine_s2(self, credentials: EarthEngineCredentials) -> str:
+        # What a Sentinel-2 source on Earth Engine does: list the main tile's images,
+        # then read a window of one of them on its own 10 m grid.
+        from darts.net.earthengine import EarthEngineClient, affine_grid
+
+        tile = self.manifest["main_tile"]
+        url = (
+            f"{self.endpoints.earth_engine_url}/v1/projects/earthengine-public/assets/"
+            "COPERNICUS/S2_SR_HARMONIZED:listImages"
+        )
+        listing = self.http.get_json(
+            url,
+            purpose="selftest",
+            params={"filter": f'properties.MGRS_TILE = "{tile}"', "pageSize": 1},
+            headers={"Authorization": f"Bearer {credentials.access_token(self.http)}"},
+        )
+        images = listing.get("images") or []
+        if len(images) != 1 or "nextPageToken" not in listing:
+            raise AssertionError(f"expected one image and a next page for {tile}")
+        image = images[0]
+        b2 = next(b for b in image["bands"] if b["id"] == "B2")["grid"]
+        t, dims = b2["affineTransform"], b2["dimensions"]
+        col, row = dims["width"] // 2 - 32, dims["height"] // 2 - 32
+        grid = affine_grid(
+            64,
+            64,
+            (
+                t["scaleX"],
+                0.0,
+                t["translateX"] + col * t["scaleX"],
+                0.0,
+                t["scaleY"],
+                t["translateY"] + row * t["scaleY"],
+            ),
+            b2["crsCode"],
+        )
+        expression = {
+            "result": "0",
+            "values": {
+                "0": {
+                    "functionInvocationValue": {
+                        "functionName": "Image.load",
+                        "arguments": {"id": {"constantValue": image["id"]}},
+                    }
+                }
+            },
+        }
+        client = EarthEngineClient(
+            self.endpoints.earth_engine_url, self.endpoints.ee_project, credentials, self.http
+        )
+        pixels = client.compute_pixels(
+            expression, grid=grid, band_ids=["B2", "B4", "SCL"], purpose="selftest"
+        )
+        if pixels.shape != (64, 64) or pixels.dtype["B2"] != np.uint16:
+            raise AssertionError(f"computePixels answered {pixels.shape} {pixels.dtype}")
+        valid = float(np.mean(np.asarray(pixels["SCL"]) > 0))
+        return (
+            f"S2 {image['properties']['system:index']}: 64x64 px B2 B4 SCL, {valid:.0%} classified"
+        )
 
     def _tcvis_centre(self) -> tuple[float, float]:
         client = open_stac(self.endpoints.tcvis_stac_url, self.net, purpose="selftest")

@@ -13,8 +13,10 @@ One :class:`Sandbox` starts, on free loopback ports:
 ``tcvis-stac``   TCVIS mirror STAC API (``/stac/v1/``)
 ``tcvis-data``   anonymous byte-range HTTP for the TCVIS COGs
 ``earthengine``  Earth Engine REST (``image:computePixels`` over the TCVIS
-                 COGs) and the OAuth2 token endpoint (``/token``) of a
-                 service account made for this sandbox
+                 COGs and the Sentinel-2 L2A products as
+                 ``COPERNICUS/S2_SR_HARMONIZED``, whose ``listImages`` it
+                 also answers) and the OAuth2 token endpoint (``/token``) of
+                 a service account made for this sandbox
 ===============  ==========================================================
 
 Each server is wrapped in a fault injector (off unless configured) that also records
@@ -140,7 +142,7 @@ class Sandbox:
         tcvis_config.href_rewrites[TCVIS_DATA_PLACEHOLDER] = self._servers["tcvis-data"].url + "/"
         self._serve("tcvis-stac", StacApiApp(tcvis_config))
         self._serve("cdse-stac", StacApiApp(cdse_stac_config(layout)))
-        self._serve("earthengine", EarthEngineApp(layout.tcvis_data, self.token_issuer))
+        self._serve("earthengine", EarthEngineApp(layout, self.token_issuer))
 
     def _serve(self, name: str, app: object) -> None:
         injector = FaultInjector(app, name, self._faults.get(name), seed=self._seed)

@@ -116,7 +116,7 @@ class GeeSource:
         what = f"Earth Engine listing of {S2_COLLECTION}"
         found: dict[str, dict[str, Any]] = {}
         for start, end in spans:
-            images = self._client().list_images(
+            images = self.client().list_images(
                 S2_PARENT,
                 start_time=format_instant(start),
                 # listImages' end is exclusive; a span's end is its last instant.
@@ -144,7 +144,7 @@ class GeeSource:
         (scene_id,) = validate_scene_ids([scene_id], self.name)
         sensing = datetime.strptime(scene_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
         tile = scene_id.rsplit("_T", 1)[1]
-        images = self._client().list_images(
+        images = self.client().list_images(
             S2_PARENT,
             start_time=format_instant(sensing),
             end_time=format_instant(sensing + timedelta(seconds=1)),
@@ -208,7 +208,7 @@ class GeeSource:
         ``consume`` in order. A failed strip fails the scene (its network error)."""
         scene_id = str(scene.get("id"))
         grid = scene_grid(scene)
-        client = self._client()
+        client = self.client()
         expression = image_expression(scene_id)
         band_ids = [str(ee_band(key)) for key in keys]
         planes = {key: np.zeros(grid.shape, dtype=band_dtype(key)) for key in keys}
@@ -218,7 +218,7 @@ class GeeSource:
             r0, r1, c0, c1 = block
             pixels = client.compute_pixels(
                 expression,
-                grid=_block_grid(grid, block),
+                grid=block_grid(grid, block),
                 band_ids=band_ids,
                 purpose=f"pixels of Sentinel-2 image {scene_id} rows {r0}-{r1}",
             )
@@ -242,7 +242,8 @@ class GeeSource:
             consume(key, _band_array(key, values, scene, coords, grid))
             del values
 
-    def _client(self) -> EarthEngineClient:
+    def client(self) -> EarthEngineClient:
+        """The Earth Engine client, built (credentials read) on first use."""
         if self._ee is None:
             from darts.net.google_auth import EarthEngineCredentials
 
@@ -304,7 +305,7 @@ def _bytes_per_pixel(keys: Sequence[str]) -> int:
     return sum(np.dtype(band_dtype(key)).itemsize for key in keys)
 
 
-def _block_grid(grid: Grid, block: tuple[int, int, int, int]) -> dict[str, Any]:
+def block_grid(grid: Grid, block: tuple[int, int, int, int]) -> dict[str, Any]:
     r0, r1, c0, c1 = block
     a, b, c, d, e, f = grid.transform
     transform = (a, b, c + c0 * a + r0 * b, d, e, f + c0 * d + r0 * e)

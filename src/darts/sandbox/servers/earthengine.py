@@ -1,4 +1,4 @@
-"""The Earth Engine stand-in: ``computePixels`` over the world's TCVIS, and a token endpoint.
+"""The Earth Engine stand-in: the world's TCVIS and Sentinel-2, and a token endpoint.
 
 Routes (everything else is a 404 in Earth Engine's error shape):
 
@@ -6,8 +6,12 @@ Routes (everything else is a 404 in Earth Engine's error shape):
   assertion must be signed by the sandbox service account (see ``ee_auth``);
 - ``POST /v1/projects/<project>/image:computePixels``: needs ``Authorization: Bearer
   <token>`` with a token issued above (401 ``UNAUTHENTICATED`` otherwise); answers
-  ``fileFormat: NPY`` with ``numpy.save`` of a structured array, one uint8 field per
-  requested band.
+  ``fileFormat: NPY`` with ``numpy.save`` of a structured array, one field per
+  requested band: uint8 for the TCVIS mosaics (``ee_pixels``), uint16 / uint8 (SCL)
+  for ``Image.load`` of a ``COPERNICUS/S2_SR_HARMONIZED`` image (``ee_s2_pixels``);
+- ``GET /v1/projects/earthengine-public/assets/COPERNICUS/S2_SR_HARMONIZED:listImages``:
+  the images of the world's Sentinel-2 L2A acquisitions (``ee_sentinel2``,
+  ``ee_listing``), same bearer token.
 
 Errors are ``{"error": {"code", "message", "status"}}`` like the real API, so the client
 is tested against the bodies it will see in production.
@@ -25,19 +29,26 @@ from urllib.parse import parse_qs
 
 import numpy as np
 
+from darts.sandbox.layout import WorldLayout
 from darts.sandbox.servers.ee_auth import JWT_BEARER_GRANT, InvalidGrant, TokenIssuer
+from darts.sandbox.servers.ee_band_cache import DEFAULT_CACHE_BYTES, BandCache
+from darts.sandbox.servers.ee_listing import list_images
 from darts.sandbox.servers.ee_pixels import (
     TCVIS_EE_BANDS,
     EeRequestError,
     PixelGrid,
     invalid,
     loaded_asset,
+    loaded_image,
     render,
 )
+from darts.sandbox.servers.ee_s2_pixels import render_sentinel2
+from darts.sandbox.servers.ee_sentinel2 import COLLECTION_NAME, Sentinel2Catalog
 from darts.sandbox.servers.runner import StartResponse, WSGIEnviron
 from darts.sandbox.servers.static import request_path
 
 _COMPUTE_PIXELS = re.compile(r"^/v1/projects/([^/]+)/image:computePixels$")
+_LIST_IMAGES = re.compile(r"^/v1/(projects/[^/]+/assets/.+):listImages$")
 # A computePixels body is a small JSON expression; anything far larger is abuse.
 _MAX_BODY = 1 << 20
 _REASONS = {
@@ -52,13 +63,26 @@ _REASONS = {
 
 
 class EarthEngineApp:
-    """WSGI app serving the Earth Engine stand-in for one world."""
+    """WSGI app serving the Earth Engine stand-in for one world.
 
-    def __init__(self, tcvis_data: Path, issuer: TokenIssuer) -> None:
-        self.tcvis_data = Path(tcvis_data)
+    ``band_cache_bytes`` bounds the decoded Sentinel-2 bands kept between requests
+    (see ``ee_band_cache``).
+    """
+
+    def __init__(
+        self,
+        layout: WorldLayout,
+        issuer: TokenIssuer,
+        *,
+        band_cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        self.layout = layout
+        self.tcvis_data = Path(layout.tcvis_data)
         self.issuer = issuer
         # The one Cloud project the sandbox service account may use.
         self.project = issuer.account.project
+        self.sentinel2 = Sentinel2Catalog(layout)
+        self.band_cache = BandCache(band_cache_bytes)
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
         path = request_path(environ) or ""
@@ -71,6 +95,13 @@ class EarthEngineApp:
             if match:
                 _require_post(method)
                 return self._compute_pixels(environ, start_response, match.group(1))
+            match = _LIST_IMAGES.match(path)
+            if match:
+                if method != "GET":
+                    raise EeRequestError(
+                        405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here; use GET"
+                    )
+                return self._list_images(environ, start_response, match.group(1))
             raise EeRequestError(404, "NOT_FOUND", f"Method not found: {method} {path}")
         except EeRequestError as error:
             return _json(start_response, error.status, error.to_json())
@@ -126,12 +157,19 @@ class EarthEngineApp:
             raise invalid(
                 f"the sandbox Earth Engine answers fileFormat NPY only, not {file_format}"
             )
-        bands = request.get("bandIds") or list(TCVIS_EE_BANDS)
-        if not isinstance(bands, list) or not all(isinstance(b, str) for b in bands):
+        band_ids = request.get("bandIds") or None
+        if band_ids is not None and (
+            not isinstance(band_ids, list) or not all(isinstance(b, str) for b in band_ids)
+        ):
             raise invalid("bandIds must be a list of band names")
-        asset = loaded_asset(request.get("expression"))
-        grid = PixelGrid.from_request(request.get("grid"))
-        pixels = render(self.tcvis_data, asset, grid, bands)
+        image = loaded_image(request.get("expression"))
+        if image is not None:
+            grid = PixelGrid.from_request(request.get("grid"))
+            pixels = render_sentinel2(self.sentinel2, self.band_cache, image, grid, band_ids)
+        else:
+            asset = loaded_asset(request.get("expression"))
+            grid = PixelGrid.from_request(request.get("grid"))
+            pixels = render(self.tcvis_data, asset, grid, band_ids or list(TCVIS_EE_BANDS))
         buffer = io.BytesIO()
         np.save(buffer, pixels, allow_pickle=False)
         body = buffer.getvalue()
@@ -140,6 +178,21 @@ class EarthEngineApp:
             [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))],
         )
         return [body]
+
+    # -- listImages -------------------------------------------------------------------
+
+    def _list_images(
+        self, environ: WSGIEnviron, start_response: StartResponse, parent: str
+    ) -> Iterable[bytes]:
+        self._authenticate(environ)
+        if parent != COLLECTION_NAME:
+            raise EeRequestError(
+                404,
+                "NOT_FOUND",
+                f"Asset '{parent}' does not exist or doesn't allow this operation.",
+            )
+        answer = list_images(self.sentinel2.images(), environ.get("QUERY_STRING", ""))
+        return _json(start_response, 200, answer)
 
     def _authenticate(self, environ: WSGIEnviron) -> None:
         header = environ.get("HTTP_AUTHORIZATION", "")

@@ -1,7 +1,8 @@
 """What the Earth Engine stand-in computes: TCVIS mosaics from the world's COGs.
 
 Only the expressions DARTS sends are understood, ``ImageCollection.load`` (by asset
-id) and ``ImageCollection.mosaic``, in Earth Engine's serialized form (a ``values``
+id) and ``ImageCollection.mosaic`` (and ``Image.load``, recognised here and rendered
+by ``ee_s2_pixels`` for Sentinel-2), in Earth Engine's serialized form (a ``values``
 table of nodes referenced by ``result``); anything else is refused with the error a
 client would get for an unsupported request. Pixels are rendered on the requested
 grid: copied when it is the COGs' own grid (shifted by whole pixels), else resampled
@@ -89,6 +90,24 @@ def loaded_asset(expression: Any) -> str:
     values = expression.get("values") or {}
     node = _resolve(values, {"valueReference": expression["result"]})
     return _collection_asset(values, node)
+
+
+def loaded_image(expression: Any) -> str | None:
+    """The asset id of an ``Image.load(id)`` expression; None for any other expression
+    (which :func:`loaded_asset` then judges)."""
+    if not isinstance(expression, dict) or "result" not in expression:
+        return None
+    values = expression.get("values") or {}
+    if not isinstance(values, dict):
+        return None
+    node = _resolve(values, {"valueReference": expression["result"]})
+    call = node.get("functionInvocationValue") if isinstance(node, dict) else None
+    if not isinstance(call, dict) or call.get("functionName") != "Image.load":
+        return None
+    asset = _resolve(values, (call.get("arguments") or {}).get("id"))
+    if not isinstance(asset, dict) or not isinstance(asset.get("constantValue"), str):
+        raise invalid("Image.load needs a constant id")
+    return asset["constantValue"]
 
 
 def _resolve(values: dict[str, Any], node: Any, depth: int = 0) -> Any:
