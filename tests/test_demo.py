@@ -122,6 +122,12 @@ def test_demo_model_ships_small_in_the_darts_layout() -> None:
 @pytest.fixture(scope="module")
 def demo_run(sandbox_world: WorldLayout, tmp_path_factory: pytest.TempPathFactory):
     """One `darts demo` run in a child process, the way a user starts it."""
+    return run_demo_command(sandbox_world, tmp_path_factory)
+
+
+def run_demo_command(
+    sandbox_world: WorldLayout, tmp_path_factory: pytest.TempPathFactory, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     home = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DARTS_", "AWS_"))}
     env["DARTS_DATA_DIR"] = str(home / "darts")
@@ -136,6 +142,7 @@ def demo_run(sandbox_world: WorldLayout, tmp_path_factory: pytest.TempPathFactor
         # The world the test session already built (same builder, same seed).
         "--sandbox-root",
         str(sandbox_world.root.parent),
+        *extra,
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     return done, demo_dir
@@ -151,6 +158,22 @@ def test_darts_demo_exits_zero_and_prints_summary_folder_and_iou(demo_run) -> No
     assert match, out[-2000:]
     assert float(match.group(1)) >= 0.5
     assert "not a model for real Sentinel-2 imagery" in out
+
+
+@pytest.mark.parametrize("source", ["gee", "cdse-mosaic"])
+def test_demo_on_the_other_sources_finds_the_slumps(
+    source: str, sandbox_world: WorldLayout, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    done, demo_dir = run_demo_command(sandbox_world, tmp_path_factory, "--raw-data-source", source)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    match = re.search(r"IoU:\s+([0-9.]+)", done.stdout)
+    assert match, done.stdout[-2000:]
+    assert float(match.group(1)) >= 0.5
+    scene_ids = json.loads((demo_dir / "scene-ids.json").read_text())
+    assert len(scene_ids) == 2
+    assert (demo_dir / "sentinel2" / source).is_dir()
+    for scene_id in scene_ids:
+        assert (scene_output_dir(demo_dir / "out", scene_id) / "probabilities.tif").is_file()
 
 
 def test_demo_finds_the_ground_truth_slumps_in_the_right_place(
