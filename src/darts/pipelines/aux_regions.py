@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from darts.grid.cube import Bounds
 from darts.grid.mgrs import tile_bounds as mgrs_tile_bounds
-from darts.sources.cdse import item_tile, scene_footprint
+from darts.sources.scene_docs import item_tile, scene_footprint
 
 METRIC_CRS = "EPSG:3413"
 # Points added per edge before reprojecting, so a long straight edge of a footprint

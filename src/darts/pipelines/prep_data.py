@@ -24,8 +24,8 @@ from darts.net.http import HttpClient
 from darts.pipelines.runtime import Runtime
 from darts.pipelines.scene_sources import open_scene_source
 from darts.pipelines.staging import StageProgress, stage_scene
-from darts.sources.cdse import describe_query, no_scenes_message
 from darts.sources.query import SceneFilters, SceneSelection
+from darts.sources.scene_docs import describe_query, no_scenes_message
 from darts.sources.scene_ids import write_scene_id_file
 from darts.sources.scene_source import SceneSource
 from darts.store.scenes import SceneStore

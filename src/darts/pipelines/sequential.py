@@ -182,7 +182,7 @@ def _scene_items(
     prep-data saved), documents from the store, then a readiness check listing every
     gap; online: a catalogue search."""
     if not runtime.offline:
-        from darts.sources.cdse import no_scenes_message
+        from darts.sources.scene_docs import no_scenes_message
 
         items = source.discover(request.selection, request.filters)
         if not items:

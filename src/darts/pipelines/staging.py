@@ -34,9 +34,13 @@ from darts.errors import ConfigError, DartsError
 from darts.net.checksum import UnsupportedChecksum
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
 from darts.net.guard import get_gate
-from darts.sources.cdse_bands import MissingAssetError
 from darts.sources.decode import DecodeError
-from darts.sources.scene_source import BandFailed, SceneFetchError, SceneSource
+from darts.sources.scene_source import (
+    BandFailed,
+    MissingAssetError,
+    SceneFetchError,
+    SceneSource,
+)
 from darts.store.errors import MissingBandsError, StoreError
 
 if TYPE_CHECKING:

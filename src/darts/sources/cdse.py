@@ -1,4 +1,5 @@
-"""Finding Sentinel-2 L2A scenes on the CDSE STAC API (source ``cdse``).
+"""Finding Sentinel-2 L2A scenes (and, with another collection, quarterly mosaics) on the
+CDSE STAC API.
 
 All traffic goes through `darts.net.open_stac`, so the offline gate, timeouts, retries
 with backoff (429/5xx) and the concurrency bound apply to every search page. One
@@ -7,9 +8,8 @@ largest page size CDSE allows (200) and the conditions as CQL2 JSON; pystac-clie
 follows the ``next`` links. Results are de-duplicated by id and sorted by (datetime,
 id), so the same query always gives the same list in the same order.
 
-Offline, nothing here may search: `discover_offline` returns the ids the user gave or
-prep-data saved and refuses tile/AOI selections before any connection is considered
-(pitfall 6: the reference searched anyway when the saved id file was missing).
+Offline, nothing here may search: id selections are validated before any connection,
+and tile/AOI selections are refused (`darts.sources.scene_docs`).
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from shapely.geometry import shape
-from shapely.geometry.base import BaseGeometry
-
-from darts.errors import ConfigError, DartsError
-from darts.sources.query import (
-    SceneFilters,
-    SceneSelection,
-    date_spans,
-    describe_filters,
-    format_span,
+from darts.sources.query import SceneFilters, SceneSelection, date_spans, format_span
+from darts.sources.scene_docs import (
+    DiscoveryError,
+    describe_query,
+    describe_selection,
+    discover_offline,
+    item_datetime,
+    item_tile,
+    no_scenes_message,
+    refuse_offline_search,
+    scene_footprint,
+    selected_ids,
 )
-from darts.sources.scene_ids import parse_scene_id, read_scene_id_file, validate_scene_ids
 
 if TYPE_CHECKING:
     from darts.net.http import HttpClient
@@ -40,12 +41,21 @@ CDSE_STAC_URL = "https://stac.dataspace.copernicus.eu/v1/"
 CDSE_COLLECTION = "sentinel-2-l2a"
 # CDSE refuses a larger `limit` for sentinel-2-l2a (an error, not a silent cap).
 MAX_PAGE_LIMIT = 200
+
+__all__ = [
+    "CDSE_COLLECTION",
+    "CDSE_STAC_URL",
+    "DiscoveryError",
+    "describe_query",
+    "discover_cdse",
+    "discover_offline",
+    "item_datetime",
+    "item_tile",
+    "no_scenes_message",
+    "scene_footprint",
+]
 _GRID_PREFIX = "MGRS-"
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-
-
-class DiscoveryError(DartsError):
-    """Scene discovery cannot give what was asked (e.g. scene ids the catalogue lacks)."""
 
 
 def discover_cdse(
@@ -77,9 +87,9 @@ def discover_cdse(
     # and offline runs fail with the message about prep-data rather than a refused URL.
     offline = _is_offline(net)
     if selection.needs_search and offline:
-        _refuse_offline_search(selection)
+        refuse_offline_search(selection)
     if not selection.needs_search:
-        ids = _selected_ids(selection, offline=offline, source=source)
+        ids = selected_ids(selection, offline=offline, source=source)
         with _http_client(net) as client:
             stac = _open(stac_url, client, f"fetch {len(ids)} Sentinel-2 scene(s) by id")
             return _ordered(_fetch_ids(stac, ids, collection, page_limit, source))
@@ -93,7 +103,7 @@ def discover_cdse(
         intersects = aoi_geojson(read_aoi(selection.aoi_file))
     if not spans:
         return []
-    purpose = f"STAC search for Sentinel-2 scenes ({_describe_selection(selection)})"
+    purpose = f"STAC search for Sentinel-2 scenes ({describe_selection(selection)})"
     found: dict[str, dict[str, Any]] = {}
     with _http_client(net) as client:
         stac = _open(stac_url, client, purpose)
@@ -110,93 +120,6 @@ def discover_cdse(
             for item in search.items_as_dicts():
                 found.setdefault(item["id"], item)
     return _ordered(found.values())
-
-
-def discover_offline(selection: SceneSelection, *, source: str = "cdse") -> list[str]:
-    """The scene ids of an offline run, from ``--scene-ids`` or ``--scene-id-file``.
-
-    Opens no connection. Tile ids and an AOI need a catalogue search, so they are
-    refused with a message saying how to prepare the run.
-    """
-    if selection.needs_search:
-        _refuse_offline_search(selection)
-    return list(_selected_ids(selection, offline=True, source=source))
-
-
-def describe_query(
-    selection: SceneSelection, filters: SceneFilters, *, today: date | None = None
-) -> str:
-    """The query in words, for logs and the "nothing found" message."""
-    what = _describe_selection(selection)
-    if not selection.needs_search:
-        return what
-    spans = date_spans(filters, today or datetime.now(UTC).date())
-    count = f"{len(spans)} date span{'s' if len(spans) != 1 else ''}"
-    return f"{what}; {describe_filters(filters)} ({count})"
-
-
-def no_scenes_message(
-    selection: SceneSelection,
-    filters: SceneFilters,
-    source: Any = None,
-    *,
-    today: date | None = None,
-) -> str:
-    """One line for an empty result: which query found nothing and what to relax.
-    ``source`` (a `SceneSource`) names what was searched; default CDSE L2A scenes."""
-    kind = getattr(source, "kind", "Sentinel-2 L2A scenes")
-    hint = getattr(
-        source,
-        "relax_hint",
-        "raise --max-cloud-cover or --max-snow-cover (100 disables), widen "
-        "--start-date/--end-date, or drop --years/--months/--quarters",
-    )
-    where = f" ({source.name})" if getattr(source, "name", None) else ""
-    return (
-        f"no {kind}{where} found for {describe_query(selection, filters, today=today)}; "
-        f"relax the filters: {hint}"
-    )
-
-
-def scene_footprint(item: dict[str, Any]) -> BaseGeometry:
-    """The item's footprint (EPSG:4326) as a shapely geometry."""
-    geometry = item.get("geometry")
-    if not geometry:
-        raise DiscoveryError(f"STAC item {item.get('id')!r} has no geometry")
-    try:
-        return shape(geometry)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise DiscoveryError(
-            f"STAC item {item.get('id')!r} has an invalid geometry: {err}"
-        ) from None
-
-
-def item_tile(item: dict[str, Any]) -> str:
-    """The item's MGRS tile (``33UUP``): from ``grid:code``, else from the product id."""
-    code = (item.get("properties") or {}).get("grid:code")
-    if isinstance(code, str) and code.startswith(_GRID_PREFIX):
-        return code.removeprefix(_GRID_PREFIX)
-    try:
-        return parse_scene_id(str(item.get("id", ""))).tile
-    except ConfigError:
-        raise DiscoveryError(
-            f"STAC item {item.get('id')!r} names no MGRS tile (no grid:code, id not a "
-            "Sentinel-2 product id)"
-        ) from None
-
-
-def item_datetime(item: dict[str, Any]) -> datetime | None:
-    """The item's ``datetime`` (else ``start_datetime``) as an aware UTC datetime."""
-    properties = item.get("properties") or {}
-    for key in ("datetime", "start_datetime"):
-        value = properties.get(key)
-        if isinstance(value, str):
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                continue
-            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -247,23 +170,6 @@ def _batches(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield values[start : start + size]
 
 
-def _selected_ids(
-    selection: SceneSelection, *, offline: bool, source: str = "cdse"
-) -> tuple[str, ...]:
-    if selection.scene_ids:
-        return validate_scene_ids(selection.scene_ids, source)
-    assert selection.scene_id_file is not None
-    return read_scene_id_file(selection.scene_id_file, offline=offline, source=source)
-
-
-def _refuse_offline_search(selection: SceneSelection) -> None:
-    flag = "--tile-ids" if selection.tile_ids else "--aoi-file"
-    raise ConfigError(
-        f"{flag} needs a catalogue search, which an offline run cannot do; offline runs need "
-        "--scene-ids or --scene-id-file (the file `darts inference prep-data` writes)"
-    )
-
-
 def _is_offline(net: NetworkSettings | HttpClient) -> bool:
     from darts.net.guard import get_gate
     from darts.net.http import HttpClient
@@ -296,15 +202,3 @@ def _open(stac_url: str, client: HttpClient, purpose: str) -> Any:
 def _ordered(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     unique = {item["id"]: item for item in reversed(list(items))}  # first occurrence wins
     return sorted(unique.values(), key=lambda i: (item_datetime(i) or _FAR_FUTURE, i["id"]))
-
-
-def _describe_selection(selection: SceneSelection) -> str:
-    if selection.tile_ids:
-        return "tiles " + ", ".join(selection.tile_ids)
-    if selection.aoi_file is not None:
-        return f"AOI {selection.aoi_file}"
-    if selection.scene_id_file is not None:
-        return f"scene ids from {selection.scene_id_file}"
-    shown = ", ".join(selection.scene_ids[:3])
-    more = f" and {len(selection.scene_ids) - 3} more" if len(selection.scene_ids) > 3 else ""
-    return f"scene ids {shown}{more}"

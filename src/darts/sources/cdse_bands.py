@@ -25,7 +25,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from darts.errors import ConfigError, DartsError
+from darts.errors import ConfigError
+from darts.sources.scene_source import MissingAssetError
 
 # The bands in Sentinel-2's usual order, with their native resolution in metres.
 NATIVE_RESOLUTION: dict[str, int] = {
@@ -67,10 +68,6 @@ COMMON_NAMES: dict[str, str] = {
 
 # B2, b02, B8A, b8a, optionally with _10m/_20m/_60m; SCL optionally with a resolution.
 _BAND_PATTERN = re.compile(r"^(?:b(?P<num>\d{1,2}|8a)|(?P<scl>scl))(?:_(?P<res>10|20|60)m)?$")
-
-
-class MissingAssetError(DartsError):
-    """An item has no asset for a band that was asked for (a per-scene problem)."""
 
 
 def native_key(band: str) -> str:

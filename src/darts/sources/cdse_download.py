@@ -35,9 +35,8 @@ import xarray as xr
 from darts.errors import ConfigError
 from darts.net.checksum import UnsupportedChecksum
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
-from darts.sources.cdse_bands import MissingAssetError
 from darts.sources.decode import DecodeError, decode_band, scene_grid
-from darts.sources.scene_source import BandConsumer, BandFailed, FetchedCallback
+from darts.sources.scene_source import BandConsumer, BandFailed, FetchedCallback, MissingAssetError
 from darts.store.errors import StoreError
 
 if TYPE_CHECKING:

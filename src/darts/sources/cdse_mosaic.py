@@ -32,12 +32,19 @@ from pyproj.exceptions import CRSError
 
 from darts.errors import ConfigError
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
-from darts.sources.cdse import CDSE_STAC_URL, discover_cdse, item_datetime, scene_footprint
-from darts.sources.cdse_bands import ALL, SCL_BAND, MissingAssetError, parse_band_name
+from darts.sources.cdse import CDSE_STAC_URL, discover_cdse
+from darts.sources.cdse_bands import ALL, SCL_BAND, parse_band_name
 from darts.sources.decode import DecodeError, decode_geotiff, grid_coords
 from darts.sources.query import SceneFilters, SceneSelection
+from darts.sources.scene_docs import discover_offline, item_datetime, scene_footprint
 from darts.sources.scene_ids import parse_mosaic_id
-from darts.sources.scene_source import BandConsumer, BandFailed, FetchedCallback, SceneDescription
+from darts.sources.scene_source import (
+    BandConsumer,
+    BandFailed,
+    FetchedCallback,
+    MissingAssetError,
+    SceneDescription,
+)
 from darts.store.georef import DIMS, Grid
 
 if TYPE_CHECKING:
@@ -104,8 +111,6 @@ class CdseMosaicSource:
         return [dict(item) for item in items if _quarter_matches(item, applied)]
 
     def offline_ids(self, selection: SceneSelection) -> list[str]:
-        from darts.sources.cdse import discover_offline
-
         return discover_offline(selection, source=self.name)
 
     def notes(self, filters: SceneFilters) -> list[str]:

@@ -13,16 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from darts.sources.cdse import (
-    CDSE_STAC_URL,
-    discover_cdse,
-    discover_offline,
-    item_datetime,
-    scene_footprint,
-)
+from darts.sources.cdse import CDSE_STAC_URL, discover_cdse
 from darts.sources.cdse_bands import SCL_KEY, resolve_bands
 from darts.sources.cdse_download import fetch_bands
 from darts.sources.decode import scene_grid
+from darts.sources.scene_docs import discover_offline, item_datetime, scene_footprint
 from darts.sources.scene_source import BandConsumer, FetchedCallback, SceneDescription
 
 if TYPE_CHECKING:

@@ -34,7 +34,6 @@ import xarray as xr
 
 from darts.errors import ConfigError
 from darts.net.earthengine import EarthEngineClient, affine_grid
-from darts.sources.cdse import DiscoveryError, item_datetime, scene_footprint
 from darts.sources.cdse_bands import normalize_bands
 from darts.sources.decode import grid_coords, scene_grid
 from darts.sources.gee_scene import (
@@ -46,8 +45,19 @@ from darts.sources.gee_scene import (
     scene_document,
 )
 from darts.sources.query import SceneFilters, SceneSelection, date_spans, format_instant
+from darts.sources.scene_docs import (
+    DiscoveryError,
+    discover_offline,
+    item_datetime,
+    scene_footprint,
+)
 from darts.sources.scene_ids import validate_scene_ids
-from darts.sources.scene_source import BandConsumer, FetchedCallback, SceneDescription
+from darts.sources.scene_source import (
+    BandConsumer,
+    FetchedCallback,
+    MissingAssetError,
+    SceneDescription,
+)
 from darts.store.georef import DIMS, Grid
 
 if TYPE_CHECKING:
@@ -131,7 +141,6 @@ class GeeSource:
         return _ordered(found.values())
 
     def offline_ids(self, selection: SceneSelection) -> list[str]:
-        from darts.sources.cdse import discover_offline
 
         return discover_offline(selection, source=self.name)
 
@@ -170,8 +179,6 @@ class GeeSource:
             assets = scene.get("assets") or {}
             absent = [key for key in keys if key not in assets]
             if absent:
-                from darts.sources.cdse_bands import MissingAssetError
-
                 raise MissingAssetError(
                     f"Earth Engine image {scene.get('id')!r} has no band {', '.join(absent)}"
                 )

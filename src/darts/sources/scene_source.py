@@ -56,6 +56,10 @@ class BandFailed(DartsError):
         self.key = key
 
 
+class MissingAssetError(DartsError):
+    """A scene has no asset for a band that was asked for (a per-scene problem)."""
+
+
 class SceneFetchError(DartsError):
     """A scene could not be fetched (not tied to one band): a problem of that scene only."""
 

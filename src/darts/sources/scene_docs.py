@@ -1,0 +1,145 @@
+"""Scene documents and selections, the same for every optical source.
+
+Every source describes a scene as a STAC-like item document (see
+`darts.sources.scene_source`); this module reads the fields all of them share
+(footprint, tile, time), validates id selections without any connection, and words
+queries and empty results for messages.
+
+Offline, nothing may search: `discover_offline` returns the ids the user gave or
+prep-data saved and refuses tile/AOI selections before any connection is considered
+(pitfall 6: the reference searched anyway when the saved id file was missing).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from darts.errors import ConfigError, DartsError
+from darts.sources.query import SceneFilters, SceneSelection, date_spans, describe_filters
+from darts.sources.scene_ids import parse_scene_id, read_scene_id_file, validate_scene_ids
+
+_GRID_PREFIX = "MGRS-"
+
+
+class DiscoveryError(DartsError):
+    """Scene discovery cannot give what was asked (e.g. scene ids the catalogue lacks)."""
+
+
+def discover_offline(selection: SceneSelection, *, source: str = "cdse") -> list[str]:
+    """The scene ids of an offline run, from ``--scene-ids`` or ``--scene-id-file``.
+
+    Opens no connection. Tile ids and an AOI need a catalogue search, so they are
+    refused with a message saying how to prepare the run.
+    """
+    if selection.needs_search:
+        refuse_offline_search(selection)
+    return list(selected_ids(selection, offline=True, source=source))
+
+
+def describe_query(
+    selection: SceneSelection, filters: SceneFilters, *, today: date | None = None
+) -> str:
+    """The query in words, for logs and the "nothing found" message."""
+    what = describe_selection(selection)
+    if not selection.needs_search:
+        return what
+    spans = date_spans(filters, today or datetime.now(UTC).date())
+    count = f"{len(spans)} date span{'s' if len(spans) != 1 else ''}"
+    return f"{what}; {describe_filters(filters)} ({count})"
+
+
+def no_scenes_message(
+    selection: SceneSelection,
+    filters: SceneFilters,
+    source: Any = None,
+    *,
+    today: date | None = None,
+) -> str:
+    """One line for an empty result: which query found nothing and what to relax.
+    ``source`` (a `SceneSource`) names what was searched; default CDSE L2A scenes."""
+    kind = getattr(source, "kind", "Sentinel-2 L2A scenes")
+    hint = getattr(
+        source,
+        "relax_hint",
+        "raise --max-cloud-cover or --max-snow-cover (100 disables), widen "
+        "--start-date/--end-date, or drop --years/--months/--quarters",
+    )
+    where = f" ({source.name})" if getattr(source, "name", None) else ""
+    return (
+        f"no {kind}{where} found for {describe_query(selection, filters, today=today)}; "
+        f"relax the filters: {hint}"
+    )
+
+
+def scene_footprint(item: dict[str, Any]) -> BaseGeometry:
+    """The item's footprint (EPSG:4326) as a shapely geometry."""
+    geometry = item.get("geometry")
+    if not geometry:
+        raise DiscoveryError(f"STAC item {item.get('id')!r} has no geometry")
+    try:
+        return shape(geometry)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise DiscoveryError(
+            f"STAC item {item.get('id')!r} has an invalid geometry: {err}"
+        ) from None
+
+
+def item_tile(item: dict[str, Any]) -> str:
+    """The item's MGRS tile (``33UUP``): from ``grid:code``, else from the product id."""
+    code = (item.get("properties") or {}).get("grid:code")
+    if isinstance(code, str) and code.startswith(_GRID_PREFIX):
+        return code.removeprefix(_GRID_PREFIX)
+    try:
+        return parse_scene_id(str(item.get("id", ""))).tile
+    except ConfigError:
+        raise DiscoveryError(
+            f"STAC item {item.get('id')!r} names no MGRS tile (no grid:code, id not a "
+            "Sentinel-2 product id)"
+        ) from None
+
+
+def item_datetime(item: dict[str, Any]) -> datetime | None:
+    """The item's ``datetime`` (else ``start_datetime``) as an aware UTC datetime."""
+    properties = item.get("properties") or {}
+    for key in ("datetime", "start_datetime"):
+        value = properties.get(key)
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def selected_ids(
+    selection: SceneSelection, *, offline: bool, source: str = "cdse"
+) -> tuple[str, ...]:
+    if selection.scene_ids:
+        return validate_scene_ids(selection.scene_ids, source)
+    assert selection.scene_id_file is not None
+    return read_scene_id_file(selection.scene_id_file, offline=offline, source=source)
+
+
+def refuse_offline_search(selection: SceneSelection) -> None:
+    flag = "--tile-ids" if selection.tile_ids else "--aoi-file"
+    raise ConfigError(
+        f"{flag} needs a catalogue search, which an offline run cannot do; offline runs need "
+        "--scene-ids or --scene-id-file (the file `darts inference prep-data` writes)"
+    )
+
+
+def describe_selection(selection: SceneSelection) -> str:
+    if selection.tile_ids:
+        return "tiles " + ", ".join(selection.tile_ids)
+    if selection.aoi_file is not None:
+        return f"AOI {selection.aoi_file}"
+    if selection.scene_id_file is not None:
+        return f"scene ids from {selection.scene_id_file}"
+    shown = ", ".join(selection.scene_ids[:3])
+    more = f" and {len(selection.scene_ids) - 3} more" if len(selection.scene_ids) > 3 else ""
+    return f"scene ids {shown}{more}"
