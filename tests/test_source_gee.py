@@ -290,3 +290,39 @@ def test_refused_and_failing_requests(
         with pytest.raises(OfflineError, match="pixels of Sentinel-2 image"):
             stage_scene(offline, document, ["B03"], store)
     assert audit.blocked == []
+
+
+def test_high_volume_endpoint_is_used_when_asked(
+    sandbox: Sandbox, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from darts.cli.main import main
+
+    dead = "http://127.0.0.1:9"  # nothing listens: any request there fails at once
+    args = [
+        "inference",
+        "prep-data",
+        "sentinel2",
+        "--raw-data-source",
+        "gee",
+        "--tile-ids",
+        "08WNB",
+        "--years",
+        "2024",
+        "--optical",
+        "--dry-run",
+        "--earth-engine-url",
+        dead,
+        "--earth-engine-highvolume-url",
+        sandbox.url("earthengine"),
+        "--max-retries",
+        "0",
+    ]
+    sandbox.clear_requests()
+    assert main([*args, "--ee-use-highvolume"]) == 0, capsys.readouterr()
+    listed = [r for r in sandbox.injector("earthengine").requests() if "listImages" in r["path"]]
+    assert listed
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "darts: error: the gee catalogue could not be searched" in err
+    assert "127.0.0.1:9" in err and "Traceback" not in err and "internal error" not in err

@@ -178,3 +178,38 @@ def test_stage_rerun_dry_run_and_offline_run(
     assert (scene_out / "prediction_segments.gpkg").is_file()
     record = json.loads((scene_out / "darts_inference.json").read_text())
     assert record["source"] == case.source
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.source for c in CASES])
+def test_online_run_without_a_store_keeps_nothing(
+    case: Case,
+    sandbox: Sandbox,
+    sandbox_world: WorldLayout,
+    data_dir: Path,
+    model_file: Path,
+    capsys,
+) -> None:
+    """Online, ``--no-raw-data-store``: the scene is fetched into memory, processed, and
+    nothing of it is kept; the selection's filters pick the same scene as prep-data."""
+    expected = case.expected(sandbox_world)
+    sandbox.clear_requests()
+    code, out, err = run(
+        [
+            "inference",
+            "sentinel2-sequential",
+            "--raw-data-source",
+            case.source,
+            "--tile-ids",
+            TILE,
+            *case.filters,
+            "--no-raw-data-store",
+            "--model-files",
+            str(model_file),
+            *PATCHES,
+        ],
+        capsys,
+    )
+    assert code == 0, out + err
+    assert pixel_requests(sandbox, case)
+    assert not (data_dir / "sentinel2").exists()
+    assert (data_dir / "out" / expected[0] / "probabilities.tif").is_file()

@@ -25,7 +25,7 @@ from darts.pipelines.runtime import Runtime
 from darts.pipelines.scene_sources import open_scene_source
 from darts.pipelines.staging import StageProgress, stage_scene
 from darts.sources.query import SceneFilters, SceneSelection
-from darts.sources.scene_docs import describe_query, no_scenes_message
+from darts.sources.scene_docs import describe_query, discover_scenes, no_scenes_message
 from darts.sources.scene_ids import write_scene_id_file
 from darts.sources.scene_source import SceneSource
 from darts.store.scenes import SceneStore
@@ -135,7 +135,7 @@ def run_prep_data(
         report.notes = source.notes(request.filters)
         for note in report.notes:
             emit("note", {"text": note})
-        items = source.discover(request.selection, request.filters)
+        items = discover_scenes(source, request.selection, request.filters)
         if not items:
             raise DartsError(no_scenes_message(request.selection, request.filters, source))
         report.scene_ids = [item["id"] for item in items]

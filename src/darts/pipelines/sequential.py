@@ -182,9 +182,9 @@ def _scene_items(
     prep-data saved), documents from the store, then a readiness check listing every
     gap; online: a catalogue search."""
     if not runtime.offline:
-        from darts.sources.scene_docs import no_scenes_message
+        from darts.sources.scene_docs import discover_scenes, no_scenes_message
 
-        items = source.discover(request.selection, request.filters)
+        items = discover_scenes(source, request.selection, request.filters)
         if not items:
             raise DartsError(no_scenes_message(request.selection, request.filters, source))
         return [dict(item) for item in items]

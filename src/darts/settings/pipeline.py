@@ -16,7 +16,9 @@ class Selection(Section):
 
     scene_ids: list[str] = option(
         [],
-        help="CDSE product ids, e.g. S2B_MSIL2A_20240715T203849_N0511_R029_T08WMC_20240716T013512",
+        help="scene ids in the source's form: cdse S2B_MSIL2A_20240715T203849_N0511_R029_"
+        "T08WMC_20240716T013512, gee 20240715T203849_20240715T204100_T08WMC, cdse-mosaic "
+        "Sentinel-2_mosaic_2024_Q3_08WMC_0_0",
         metavar="ID",
     )
     scene_id_file: Path | None = option(
@@ -39,8 +41,12 @@ class Filters(Section):
 
     start_date: str | None = option(None, help="first day, YYYY-MM-DD", metavar="DATE")
     end_date: str | None = option(None, help="last day, YYYY-MM-DD", metavar="DATE")
-    max_cloud_cover: float = option(10.0, help="maximum eo:cloud_cover in percent")
-    max_snow_cover: float = option(10.0, help="maximum eo:snow_cover in percent (100: any)")
+    max_cloud_cover: float = option(
+        10.0, help="maximum cloud cover in percent (not for cdse-mosaic; 100: any)"
+    )
+    max_snow_cover: float = option(
+        10.0, help="maximum snow cover in percent (not for cdse-mosaic; 100: any)"
+    )
     months: list[int] = option([], help="only these months (1-12)", metavar="MONTH")
     years: list[int] = option([], help="only these years", metavar="YEAR")
     quarters: list[int] = option([], help="only these quarters (1-4)", metavar="Q")

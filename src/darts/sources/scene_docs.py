@@ -143,3 +143,21 @@ def describe_selection(selection: SceneSelection) -> str:
     shown = ", ".join(selection.scene_ids[:3])
     more = f" and {len(selection.scene_ids) - 3} more" if len(selection.scene_ids) > 3 else ""
     return f"scene ids {shown}{more}"
+
+
+def discover_scenes(source: Any, selection: SceneSelection, filters: SceneFilters) -> list[dict]:
+    """``source.discover`` with a failing catalogue turned into one clear error: the
+    retries are spent by then, so the message says what was searched and what to
+    check, not a traceback of the connection."""
+    from darts.net.errors import CredentialsError, NetworkError, OfflineError
+
+    try:
+        return source.discover(selection, filters)
+    except (CredentialsError, OfflineError):
+        raise
+    except NetworkError as error:
+        raise DiscoveryError(
+            f"the {source.name} catalogue could not be searched for "
+            f"{describe_query(selection, filters)}: {error}; check the endpoint settings "
+            "(`darts debug-paths`) and the network, then run again"
+        ) from None
