@@ -8,43 +8,13 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
-import segmentation_models_pytorch as smp
 import torch
 
 from darts.cli.main import main
 from darts.net.guard import forbid_sockets
 from darts.processing.export import is_complete
-from darts.processing.features import ALL_FEATURES
-from darts.processing.models import save_darts_checkpoint
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.service import Sandbox
-
-TINY = {
-    "arch": "unet",
-    "encoder_name": "tu-test_resnet",
-    "in_channels": len(ALL_FEATURES),
-    "classes": 1,
-    "encoder_depth": 3,
-    "decoder_channels": [16, 8, 4],
-}
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = dict(TINY)
-    torch.manual_seed(0)
-    module = smp.create_model(
-        arch=settings.pop("arch"),
-        encoder_name=settings.pop("encoder_name"),
-        encoder_weights=None,
-        **settings,
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_darts_checkpoint(
-        module, {"model": TINY, "bands": list(ALL_FEATURES), "name": "tiny"}, path
-    )
-    return path
 
 
 def run(args: list[str], capsys) -> tuple[int, str, str]:

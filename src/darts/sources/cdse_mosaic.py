@@ -18,7 +18,7 @@ carry no checksum) and decoded in memory, like the ``cdse`` source's JP2s.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
@@ -32,11 +32,12 @@ from pyproj.exceptions import CRSError
 
 from darts.errors import ConfigError
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
-from darts.sources.cdse import CDSE_STAC_URL, discover_cdse
+from darts.sources.cdse import discover_cdse
 from darts.sources.cdse_bands import ALL, SCL_BAND, parse_band_name
+from darts.sources.cdse_source import CdseAccess
 from darts.sources.decode import DecodeError, decode_geotiff, grid_coords
 from darts.sources.query import SceneFilters, SceneSelection
-from darts.sources.scene_docs import discover_offline, item_datetime, scene_footprint
+from darts.sources.scene_docs import describe_scene, file_sizes
 from darts.sources.scene_ids import parse_mosaic_id
 from darts.sources.scene_source import (
     BandConsumer,
@@ -48,8 +49,7 @@ from darts.sources.scene_source import (
 from darts.store.georef import DIMS, Grid
 
 if TYPE_CHECKING:
-    from darts.net.http import HttpClient
-    from darts.net.s3 import S3Client
+    pass
 
 MOSAIC_COLLECTION = "sentinel-2-global-mosaics"
 # Store key → the mosaic's asset key. The store names bands alike for every source.
@@ -68,38 +68,25 @@ MOSAIC_NODATA = -32768
 FETCH_AHEAD = 2
 
 
-class CdseMosaicSource:
-    """Quarterly mosaics. ``s3`` is a client or a factory called on the first fetch."""
+class CdseMosaicSource(CdseAccess):
+    """Quarterly mosaics, from the same STAC API and S3 as the ``cdse`` source."""
 
     name = "cdse-mosaic"
     kind = "Sentinel-2 quarterly mosaics"
     quality_band = OBSERVATIONS
     relax_hint = "widen --years or --quarters, or check the tile ids"
 
-    def __init__(
-        self,
-        *,
-        stac_url: str = CDSE_STAC_URL,
-        http: HttpClient | None = None,
-        s3: S3Client | Callable[[], S3Client] | None = None,
-    ) -> None:
-        self.stac_url = stac_url
-        self.http = http
-        self._s3 = s3
-
     # -- finding mosaics ----------------------------------------------------------------
 
     def discover(
         self, selection: SceneSelection, filters: SceneFilters, *, today: date | None = None
     ) -> list[dict[str, Any]]:
-        if self.http is None:
-            raise ValueError("CdseMosaicSource.discover needs an HttpClient")
         applied = mosaic_filters(filters)
         items = discover_cdse(
             selection,
             applied,
             stac_url=self.stac_url,
-            net=self.http,
+            net=self._catalogue(),
             collection=MOSAIC_COLLECTION,
             today=today,
             source=self.name,
@@ -109,9 +96,6 @@ class CdseMosaicSource:
         # A search interval touches the neighbouring quarters' end/start instants too;
         # keep exactly the quarters and years asked for.
         return [dict(item) for item in items if _quarter_matches(item, applied)]
-
-    def offline_ids(self, selection: SceneSelection) -> list[str]:
-        return discover_offline(selection, source=self.name)
 
     def notes(self, filters: SceneFilters) -> list[str]:
         ignored = []
@@ -164,18 +148,8 @@ class CdseMosaicSource:
         return keys
 
     def describe(self, scene: Mapping[str, Any], keys: Sequence[str]) -> SceneDescription:
-        assets = scene.get("assets") or {}
-        sizes = [(assets.get(_asset_key(key)) or {}).get("file:size") for key in keys]
-        moment = item_datetime(dict(scene))
-        return SceneDescription(
-            scene_id=str(scene.get("id")),
-            datetime=moment.isoformat().replace("+00:00", "Z") if moment else None,
-            footprint=scene_footprint(dict(scene)),
-            grid=mosaic_grid(scene),
-            bands=tuple(keys),
-            download_bytes=sum(int(size or 0) for size in sizes),
-            bytes_exact=all(size is not None for size in sizes),
-        )
+        size, exact = file_sizes(scene, [_asset_key(key) for key in keys])
+        return describe_scene(scene, keys, mosaic_grid(scene), size, exact)
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -229,13 +203,6 @@ class CdseMosaicSource:
             finally:
                 for _, future in pending:
                     future.cancel()
-
-    def _client(self) -> S3Client:
-        if self._s3 is None:
-            raise ValueError("CdseMosaicSource.fetch needs an S3 client")
-        if callable(self._s3) and not hasattr(self._s3, "get_object_bytes"):
-            self._s3 = self._s3()
-        return self._s3  # type: ignore[return-value]
 
 
 def mosaic_filters(filters: SceneFilters) -> SceneFilters:

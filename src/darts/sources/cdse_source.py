@@ -17,8 +17,8 @@ from darts.sources.cdse import CDSE_STAC_URL, discover_cdse
 from darts.sources.cdse_bands import SCL_KEY, resolve_bands
 from darts.sources.cdse_download import fetch_bands
 from darts.sources.decode import scene_grid
-from darts.sources.scene_docs import discover_offline, item_datetime, scene_footprint
-from darts.sources.scene_source import BandConsumer, FetchedCallback, SceneDescription
+from darts.sources.scene_docs import describe_scene, discover_offline, file_sizes
+from darts.sources.scene_source import BandConsumer, FetchedCallback, SceneDescription, made
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,12 +28,11 @@ if TYPE_CHECKING:
     from darts.sources.query import SceneFilters, SceneSelection
 
 
-class CdseSource:
-    """CDSE L2A scenes. ``s3`` is a client or a factory called on the first fetch."""
+class CdseAccess:
+    """What the two CDSE sources share: the STAC API for finding scenes, S3 for their
+    files. ``s3`` is a client or a factory called on the first fetch."""
 
     name = "cdse"
-    kind = "Sentinel-2 L2A scenes"
-    quality_band = SCL_KEY
 
     def __init__(
         self,
@@ -46,35 +45,42 @@ class CdseSource:
         self.http = http
         self._s3 = s3
 
+    def offline_ids(self, selection: SceneSelection) -> list[str]:
+        return discover_offline(selection, source=self.name)
+
+    def _catalogue(self) -> HttpClient:
+        if self.http is None:
+            raise ValueError(f"the {self.name} source needs an HttpClient to search")
+        return self.http
+
+    def _client(self) -> S3Client:
+        if self._s3 is None:
+            raise ValueError(f"the {self.name} source needs an S3 client to fetch")
+        self._s3 = made(self._s3)
+        return self._s3
+
+
+class CdseSource(CdseAccess):
+    """CDSE L2A scenes."""
+
+    name = "cdse"
+    kind = "Sentinel-2 L2A scenes"
+    quality_band = SCL_KEY
+
     def discover(
         self, selection: SceneSelection, filters: SceneFilters, *, today: date | None = None
     ) -> list[dict[str, Any]]:
-        if self.http is None:
-            raise ValueError("CdseSource.discover needs an HttpClient")
         items = discover_cdse(
-            selection, filters, stac_url=self.stac_url, net=self.http, today=today
+            selection, filters, stac_url=self.stac_url, net=self._catalogue(), today=today
         )
         return [dict(item) for item in items]
-
-    def offline_ids(self, selection: SceneSelection) -> list[str]:
-        return discover_offline(selection, source=self.name)
 
     def band_keys(self, bands: Sequence[str] | None, scene: Mapping[str, Any] | None) -> list[str]:
         return resolve_bands(bands, scene)
 
     def describe(self, scene: Mapping[str, Any], keys: Sequence[str]) -> SceneDescription:
-        assets = scene.get("assets") or {}
-        sizes = [(assets.get(key) or {}).get("file:size") for key in keys]
-        moment = item_datetime(dict(scene))
-        return SceneDescription(
-            scene_id=str(scene.get("id")),
-            datetime=moment.isoformat().replace("+00:00", "Z") if moment else None,
-            footprint=scene_footprint(dict(scene)),
-            grid=scene_grid(scene),
-            bands=tuple(keys),
-            download_bytes=sum(int(size or 0) for size in sizes),
-            bytes_exact=all(size is not None for size in sizes),
-        )
+        size, exact = file_sizes(scene, keys)
+        return describe_scene(scene, keys, scene_grid(scene), size, exact)
 
     def fetch(
         self,
@@ -88,10 +94,3 @@ class CdseSource:
 
     def notes(self, filters: SceneFilters) -> list[str]:
         return []
-
-    def _client(self) -> S3Client:
-        if self._s3 is None:
-            raise ValueError("CdseSource.fetch needs an S3 client")
-        if callable(self._s3) and not hasattr(self._s3, "get_object_bytes"):
-            self._s3 = self._s3()
-        return self._s3  # type: ignore[return-value]

@@ -47,9 +47,9 @@ from darts.sources.gee_scene import (
 from darts.sources.query import SceneFilters, SceneSelection, date_spans, format_instant
 from darts.sources.scene_docs import (
     DiscoveryError,
+    describe_scene,
     discover_offline,
     item_datetime,
-    scene_footprint,
 )
 from darts.sources.scene_ids import validate_scene_ids
 from darts.sources.scene_source import (
@@ -186,20 +186,11 @@ class GeeSource:
 
     def describe(self, scene: Mapping[str, Any], keys: Sequence[str]) -> SceneDescription:
         grid = scene_grid(scene)
-        blocks = request_blocks(grid.shape, _bytes_per_pixel(keys))
-        moment = item_datetime(dict(scene))
-        return SceneDescription(
-            scene_id=str(scene.get("id")),
-            datetime=moment.isoformat().replace("+00:00", "Z") if moment else None,
-            footprint=scene_footprint(dict(scene)),
-            grid=grid,
-            bands=tuple(keys),
-            # NPY answers are uncompressed: the payload is the pixels plus a header.
-            download_bytes=sum(
-                (r1 - r0) * (c1 - c0) * _bytes_per_pixel(keys) for r0, r1, c0, c1 in blocks
-            ),
-            bytes_exact=False,
-        )
+        per_pixel = _bytes_per_pixel(keys)
+        blocks = request_blocks(grid.shape, per_pixel)
+        # NPY answers are uncompressed: the payload is the pixels plus a small header.
+        payload = sum((r1 - r0) * (c1 - c0) * per_pixel for r0, r1, c0, c1 in blocks)
+        return describe_scene(scene, keys, grid, payload, bytes_exact=False)
 
     # -- fetching -----------------------------------------------------------------------
 

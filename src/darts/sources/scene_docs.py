@@ -161,3 +161,26 @@ def discover_scenes(source: Any, selection: SceneSelection, filters: SceneFilter
             f"{describe_query(selection, filters)}: {error}; check the endpoint settings "
             "(`darts debug-paths`) and the network, then run again"
         ) from None
+
+
+def describe_scene(scene: Any, keys: Any, grid: Any, download_bytes: int, bytes_exact: bool) -> Any:
+    """A `SceneDescription` of a scene document, with what its source computed."""
+    from darts.sources.scene_source import SceneDescription
+
+    moment = item_datetime(dict(scene))
+    return SceneDescription(
+        scene_id=str(scene.get("id")),
+        datetime=moment.isoformat().replace("+00:00", "Z") if moment else None,
+        footprint=scene_footprint(dict(scene)),
+        grid=grid,
+        bands=tuple(keys),
+        download_bytes=int(download_bytes),
+        bytes_exact=bytes_exact,
+    )
+
+
+def file_sizes(scene: Any, asset_keys: Any) -> tuple[int, bool]:
+    """(Σ ``file:size`` of the assets, whether every asset has one)."""
+    assets = scene.get("assets") or {}
+    sizes = [(assets.get(key) or {}).get("file:size") for key in asset_keys]
+    return sum(int(size or 0) for size in sizes), all(size is not None for size in sizes)

@@ -81,6 +81,14 @@ class SceneDescription:
     bytes_exact: bool
 
 
+def made(client: Any) -> Any:
+    """``client`` itself, or what it makes when it is a factory (a callable that is not
+    a client): sources take factories so that building one opens nothing."""
+    if callable(client) and not hasattr(client, "get_object_bytes"):
+        return client()
+    return client
+
+
 class SceneSource(Protocol):
     """One optical source. Constructing one opens no connection."""
 
