@@ -9,9 +9,10 @@ Usage::
 What is measured, in one process, on the same scene:
 
 * **stage**: ``stage_scene(GeeSource(...), scene, None, SceneStore(fresh folder))``:
-  the scene split into ``computePixels`` strips within Earth Engine's limits, fetched
-  concurrently, copied into the bands, and the store's crash-safe band writes
-  (read-back check, SHA-256 manifest, fsync).
+  each band split into ``computePixels`` strips within Earth Engine's limits, fetched
+  concurrently, copied into the band, and the store's crash-safe band writes
+  (read-back check, SHA-256 manifest, fsync), each band written while the next ones
+  download.
 * **floor**: the same ``computePixels`` requests fetched plainly by the same client
   with the same concurrency, parsed (``numpy.load``), then every band compressed and
   written once with the store's encoding as plain zarr arrays (no read-back, no fsync,
@@ -43,7 +44,7 @@ from darts.pipelines.staging import stage_scene
 from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
 from darts.sources.decode import scene_grid
-from darts.sources.gee import GeeSource, block_grid, image_expression, request_blocks
+from darts.sources.gee import GeeSource, block_grid, image_expression, request_plan
 from darts.sources.gee_scene import band_dtype, ee_band
 from darts.sources.query import SceneFilters, SceneSelection
 from darts.store.scenes import SceneStore
@@ -70,24 +71,25 @@ def clearest_scene(source: GeeSource) -> dict[str, Any]:
 
 
 def fetch_plainly(source: GeeSource, scene: dict[str, Any], workers: int) -> dict[str, Any]:
-    """The stager's requests, fetched by the same client; the bands assembled."""
+    """The stager's requests (`request_plan`), fetched by the same client with the same
+    concurrency, all at once; the bands assembled."""
     grid = scene_grid(scene)
-    blocks = request_blocks(grid.shape, sum(np.dtype(band_dtype(k)).itemsize for k in KEYS))
     client = source.client()  # the same client the stager uses
     expression = image_expression(scene["id"])
-    bands = [str(ee_band(k)) for k in KEYS]
     planes = {k: np.zeros(grid.shape, dtype=band_dtype(k)) for k in KEYS}
 
-    def one(block: tuple[int, int, int, int]) -> None:
+    def one(job: tuple[str, tuple[int, int, int, int]]) -> None:
+        key, block = job
         r0, r1, c0, c1 = block
+        band = str(ee_band(key))
         pixels = client.compute_pixels(
-            expression, grid=block_grid(grid, block), band_ids=bands, purpose="benchmark"
+            expression, grid=block_grid(grid, block), band_ids=[band], purpose="benchmark"
         )
-        for key, band in zip(KEYS, bands, strict=True):
-            planes[key][r0:r1, c0:c1] = pixels[band]
+        planes[key][r0:r1, c0:c1] = pixels[band]
 
+    jobs = [(k, b) for k, blocks in request_plan(KEYS, grid.shape).items() for b in blocks]
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, blocks))
+        list(pool.map(one, jobs))
     return planes
 
 
@@ -114,7 +116,7 @@ def bench(
                 source = make_source(sandbox, key_file, http, workers)
                 scene = clearest_scene(source)
                 grid = scene_grid(scene)
-                requests = len(request_blocks(grid.shape, 9))
+                requests = sum(len(b) for b in request_plan(KEYS, grid.shape).values())
                 fetch_plainly(source, scene, workers)  # warm-up: the stand-in decodes once
                 nodata = {k: 0 for k in KEYS}
                 for run in range(runs):

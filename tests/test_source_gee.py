@@ -30,6 +30,7 @@ from darts.sources.gee import (
     image_expression,
     property_filter,
     request_blocks,
+    request_plan,
 )
 from darts.sources.gee_scene import ee_band, scene_document
 from darts.sources.query import SceneFilters, SceneSelection
@@ -91,8 +92,9 @@ def test_request_blocks_cover_the_scene_within_the_limits(shape: tuple[int, int]
     assert (covered == 1).all()
 
 
-def test_a_full_scene_of_four_bands_and_scl_takes_23_requests() -> None:
-    assert len(request_blocks((10980, 10980), 4 * 2 + 1)) == 23
+def test_a_full_scene_of_four_bands_and_scl_takes_27_requests() -> None:
+    plan = request_plan(KEYS, (10980, 10980))
+    assert [len(plan[key]) for key in KEYS] == [6, 6, 6, 6, 3]
 
 
 def test_property_filter() -> None:
@@ -124,7 +126,7 @@ def test_scene_document_of_an_image() -> None:
     source = GeeSource()
     described = source.describe(document, KEYS)
     assert described.grid.shape == (10980, 10980)
-    assert described.download_bytes == 10980 * 10980 * 9
+    assert described.download_bytes == 10980 * 10980 * 9  # 4 × uint16 + uint8
 
 
 def test_band_names() -> None:
@@ -235,8 +237,8 @@ def test_staged_reflectance_equals_cdse_on_the_same_grid(
     sandbox.clear_requests()
     result = stage_scene(source, document, None, store)
     assert result.status == "downloaded", result.error
-    blocks = request_blocks(tuple(document["assets"]["B02_10m"]["proj:shape"]), 9)
-    assert len(compute_pixel_requests(sandbox)) == len(blocks)
+    plan = request_plan(KEYS, tuple(document["assets"]["B02_10m"]["proj:shape"]))
+    assert len(compute_pixel_requests(sandbox)) == sum(len(blocks) for blocks in plan.values())
     assert stage_scene(source, document, None, store).status == "cached"
 
     s3 = S3Client(
@@ -287,7 +289,7 @@ def test_refused_and_failing_requests(
             project=sandbox.endpoints.ee_project,
             credentials_file=source.credentials_file,
         )
-        with pytest.raises(OfflineError, match="pixels of Sentinel-2 image"):
+        with pytest.raises(OfflineError, match="band B03_10m of Sentinel-2 image"):
             stage_scene(offline, document, ["B03"], store)
     assert audit.blocked == []
 

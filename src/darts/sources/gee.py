@@ -8,12 +8,13 @@ are looked up the same way, by their sensing time and tile. Each image becomes a
 STAC-like scene document (`darts.sources.gee_scene`), so the store, the auxiliary
 regions and the features read it like a CDSE item.
 
-Pixels come from ``image:computePixels`` on the scene's 10 m grid, all requested bands
-in one NPY answer per block. Earth Engine refuses a request above 48 MB of uncompressed
-pixels or 32,768 px per side (HTTP 400), so a scene is split into full-width strips
-that stay below both (23 strips for a 10980² scene of 4 uint16 bands + SCL). Strips
-are fetched concurrently, within ``--max-concurrency``, each retried on 429/5xx by
-the network layer, and copied into the scene's bands as they arrive.
+Pixels come from ``image:computePixels`` on the scene's 10 m grid, one band per NPY
+answer. Earth Engine refuses a request above 48 MB of uncompressed pixels or 32,768 px
+per side (HTTP 400), so each band is split into full-width strips that stay below both
+(27 requests for a 10980² scene of 4 uint16 bands + SCL). Strips are fetched
+concurrently, within ``--max-concurrency``, each retried on 429/5xx by the network
+layer, and copied into their band as they arrive; a band is handed on (written) as
+soon as it is complete, while the next bands download.
 
 Values: the harmonized collection has the 2022 baseline offset removed, so
 reflectance = DN / 10,000 with no offset, and DN 0 marks masked pixels (nodata).
@@ -24,7 +25,7 @@ guide's warning), which `notes` shows once per run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,9 @@ if TYPE_CHECKING:
 # of the two readings, so no request is ever refused for size.
 MAX_REQUEST_BYTES = 48_000_000
 MAX_REQUEST_EDGE = 32_768
+# Bands whose strips are requested before the current band is consumed: enough to keep
+# the connections busy while a band is written, and at most three bands in memory.
+BANDS_AHEAD = 2
 COMPARABILITY_NOTE = (
     "Earth Engine (source gee): reflectance of different years comes from different "
     "processing baselines and is less comparable across years than CDSE's; prefer one "
@@ -186,10 +190,12 @@ class GeeSource:
 
     def describe(self, scene: Mapping[str, Any], keys: Sequence[str]) -> SceneDescription:
         grid = scene_grid(scene)
-        per_pixel = _bytes_per_pixel(keys)
-        blocks = request_blocks(grid.shape, per_pixel)
         # NPY answers are uncompressed: the payload is the pixels plus a small header.
-        payload = sum((r1 - r0) * (c1 - c0) * per_pixel for r0, r1, c0, c1 in blocks)
+        payload = sum(
+            (r1 - r0) * (c1 - c0) * np.dtype(band_dtype(key)).itemsize
+            for key, blocks in request_plan(keys, grid.shape).items()
+            for r0, r1, c0, c1 in blocks
+        )
         return describe_scene(scene, keys, grid, payload, bytes_exact=False)
 
     # -- fetching -----------------------------------------------------------------------
@@ -202,43 +208,56 @@ class GeeSource:
         *,
         on_fetched: FetchedCallback | None = None,
     ) -> None:
-        """All ``keys`` in strips on the scene grid, concurrently; then each band to
-        ``consume`` in order. A failed strip fails the scene (its network error)."""
+        """Each band's strips (`request_plan`), fetched concurrently in band order;
+        each band goes to ``consume`` as soon as its strips are in, while the next
+        bands download. A failed strip fails the scene (its network error)."""
         scene_id = str(scene.get("id"))
         grid = scene_grid(scene)
         client = self.client()
         expression = image_expression(scene_id)
-        band_ids = [str(ee_band(key)) for key in keys]
-        planes = {key: np.zeros(grid.shape, dtype=band_dtype(key)) for key in keys}
-        blocks = request_blocks(grid.shape, _bytes_per_pixel(keys))
+        plan = request_plan(keys, grid.shape)
+        planes: dict[str, np.ndarray] = {}
 
-        def fetch_block(block: tuple[int, int, int, int]) -> None:
+        def fetch_block(key: str, block: tuple[int, int, int, int]) -> None:
             r0, r1, c0, c1 = block
+            band = str(ee_band(key))
             pixels = client.compute_pixels(
                 expression,
                 grid=block_grid(grid, block),
-                band_ids=band_ids,
-                purpose=f"pixels of Sentinel-2 image {scene_id} rows {r0}-{r1}",
+                band_ids=[band],
+                purpose=f"band {key} of Sentinel-2 image {scene_id}, rows {r0}-{r1}",
             )
-            for key, band in zip(keys, band_ids, strict=True):
-                planes[key][r0:r1, c0:c1] = pixels[band]
+            planes[key][r0:r1, c0:c1] = pixels[band]
             if on_fetched is not None:
-                on_fetched(f"rows {r0}-{r1}", pixels.nbytes)
+                on_fetched(key, pixels.nbytes)
 
-        workers = min(self.max_concurrency, len(blocks))
-        with ThreadPoolExecutor(workers, "darts-gee-fetch") as pool:
-            futures = [pool.submit(fetch_block, block) for block in blocks]
-            try:
-                for future in futures:
-                    future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
         coords = grid_coords(grid)
-        for key in keys:
-            values = planes.pop(key)
-            consume(key, _band_array(key, values, scene, coords, grid))
-            del values
+        pending: dict[str, list[Future[None]]] = {}
+        workers = min(self.max_concurrency, sum(len(blocks) for blocks in plan.values()))
+        with ThreadPoolExecutor(max(1, workers), "darts-gee-fetch") as pool:
+
+            def start(key: str) -> None:
+                planes[key] = np.zeros(grid.shape, dtype=band_dtype(key))
+                pending[key] = [pool.submit(fetch_block, key, b) for b in plan[key]]
+
+            try:
+                for key in list(keys)[:BANDS_AHEAD]:
+                    start(key)
+                for index, key in enumerate(keys):
+                    for future in pending.pop(key):
+                        future.result()
+                    # The pool works in submission order: the next bands download
+                    # while this one is consumed (written to the store).
+                    if index + BANDS_AHEAD < len(keys):
+                        start(keys[index + BANDS_AHEAD])
+                    values = planes.pop(key)
+                    consume(key, _band_array(key, values, scene, coords, grid))
+                    del values
+            finally:
+                for futures in pending.values():
+                    for future in futures:
+                        future.cancel()
+                planes.clear()
 
     def client(self) -> EarthEngineClient:
         """The Earth Engine client, built (credentials read) on first use."""
@@ -299,8 +318,14 @@ def request_blocks(
     ]
 
 
-def _bytes_per_pixel(keys: Sequence[str]) -> int:
-    return sum(np.dtype(band_dtype(key)).itemsize for key in keys)
+def request_plan(
+    keys: Sequence[str], shape: tuple[int, int]
+) -> dict[str, list[tuple[int, int, int, int]]]:
+    """The computePixels requests of a scene: one band per request, in strips within
+    the limits. Per band rather than all bands at once, so a band is complete (and can
+    be written) while the next ones are still downloading; 27 requests for a 10980²
+    scene of B02/B03/B04/B08 + SCL."""
+    return {key: request_blocks(shape, np.dtype(band_dtype(key)).itemsize) for key in keys}
 
 
 def block_grid(grid: Grid, block: tuple[int, int, int, int]) -> dict[str, Any]:
