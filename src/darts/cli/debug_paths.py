@@ -38,6 +38,8 @@ def run(ctx: CommandContext) -> int:
                 "pgc-stac-url",
                 "arcticdem-index-url",
                 "earth-engine-url",
+                "earth-engine-highvolume-url",
+                "ee-use-highvolume",
                 "ee-project",
                 "ee-credentials-file",
                 "tcvis-source",

@@ -235,6 +235,8 @@ class Sandbox:
             f'aws-profile = "{SANDBOX_PROFILE}"',
             f'aws-credentials-file = "{credentials_file.resolve()}"',
             f'earth-engine-url = "{ep.earth_engine_url}"',
+            # One stand-in answers for both Earth Engine endpoints.
+            f'earth-engine-highvolume-url = "{ep.earth_engine_url}"',
             f'ee-project = "{ep.ee_project}"',
             f'ee-credentials-file = "{ee_key_file.resolve()}"',
             'tcvis-source = "gee"',
