@@ -8,46 +8,31 @@ from typing import Any
 
 from darts.cli.parser import CommandContext
 from darts.errors import ConfigError
-from darts.settings.pipeline import Filters, SavedSceneIds, Selection, Staging
+from darts.settings.pipeline import SavedSceneIds, Staging
 from darts.settings.processing import Terrain
 from darts.settings.resolve import Resolved
 from darts.settings.sections import Storage
 
 
 def _selection(settings: Resolved):
-    from darts.sources.query import SceneSelection
+    from darts.pipelines.requests import selection_of
 
-    chosen = settings.get(Selection)
-    return SceneSelection(
-        scene_ids=tuple(chosen.scene_ids),
-        scene_id_file=chosen.scene_id_file,
-        tile_ids=tuple(chosen.tile_ids),
-        aoi_file=chosen.aoi_file,
-    )
+    return selection_of(settings)
 
 
 def _filters(settings: Resolved):
-    from darts.sources.query import SceneFilters
+    from darts.pipelines.requests import filters_of
 
-    f = settings.get(Filters)
-    return SceneFilters.from_strings(
-        start_date=f.start_date,
-        end_date=f.end_date,
-        max_cloud_cover=f.max_cloud_cover,
-        max_snow_cover=f.max_snow_cover,
-        months=tuple(f.months),
-        years=tuple(f.years),
-        quarters=tuple(f.quarters),
-    )
+    return filters_of(settings)
 
 
 def prep_data_sentinel2(ctx: CommandContext) -> int:
     from darts.pipelines.prep_data import (
-        PrepDataRequest,
         run_prep_data,
         run_started_stamp,
         write_report,
     )
+    from darts.pipelines.requests import prep_data_request
     from darts.pipelines.runtime import runtime_from
 
     settings: Resolved = ctx.settings  # type: ignore[assignment]
@@ -57,17 +42,7 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
             "say what to stage: --optical (Sentinel-2 scenes), --aux (ArcticDEM and TCVIS), or both"
         )
     runtime = runtime_from(settings)
-    request = PrepDataRequest(
-        selection=_selection(settings),
-        filters=_filters(settings),
-        bands=staging.bands,
-        optical=staging.optical,
-        dry_run=staging.dry_run,
-        scene_id_file_out=settings.get(SavedSceneIds).prep_data_scene_id_file,
-        aux=staging.aux,
-        aux_buffer_m=settings.get(Terrain).aux_buffer_m,
-        arcticdem_resolution=settings.get(Storage).arcticdem_resolution,
-    )
+    request = prep_data_request(settings, _selection(settings), _filters(settings))
     bars = _ProgressBars(enabled=not staging.dry_run)
     try:
         report = run_prep_data(request, runtime, on_event=with_notes(bars.on_event))
@@ -161,7 +136,7 @@ def _print_plan(report) -> None:
                 plan.scene_id,
                 ",".join(plan.cached_bands) or "-",
                 ",".join(plan.missing_bands) or "-",
-                _size(plan.download_bytes),
+                ("" if plan.download_exact else "~") + _size(plan.download_bytes),
                 _size(plan.store_bytes_estimate),
             )
         )
@@ -169,9 +144,11 @@ def _print_plan(report) -> None:
         total_store += plan.store_bytes_estimate
     _table(rows)
     todo = sum(1 for p in report.plans if p.missing_bands)
+    # Earth Engine answers are sized by their pixels, not listed: an estimate ("~").
+    approx = "" if all(p.download_exact for p in report.plans) else "~"
     print(
         f"dry run: {len(report.plans)} scene(s), {len(report.plans) - todo} complete in the "
-        f"store, {todo} to stage; {_size(total_download)} to download, about "
+        f"store, {todo} to stage; {approx}{_size(total_download)} to download, about "
         f"{_size(total_store)} more in the store"
     )
 

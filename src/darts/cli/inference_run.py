@@ -9,10 +9,8 @@ from typing import Any
 from darts.cli.inference import _filters, _selection, _table, with_notes
 from darts.cli.parser import CommandContext
 from darts.errors import ConfigError
-from darts.settings.pipeline import SavedSceneIds
-from darts.settings.processing import Export, Models, Postprocess, Terrain
+from darts.settings.processing import Models
 from darts.settings.resolve import Resolved
-from darts.settings.sections import Storage
 
 
 def sentinel2_sequential(ctx: CommandContext) -> int:
@@ -47,49 +45,9 @@ def _load_models(settings: Resolved) -> list[Any]:
 
 
 def inference_request(settings: Resolved, output_dir):
-    from darts.pipelines.sequential import InferenceRequest
-    from darts.processing.features import FeatureParams
-    from darts.processing.inference import PatchParams
-    from darts.processing.postprocess import PostprocessParams
+    from darts.pipelines.requests import inference_request as request_of
 
-    models = settings.get(Models)
-    terrain = settings.get(Terrain)
-    post = settings.get(Postprocess)
-    export = settings.get(Export)
-    if models.overlap >= models.patch_size:
-        raise ConfigError(
-            f"--overlap {models.overlap} must be smaller than --patch-size {models.patch_size}"
-        )
-    return InferenceRequest(
-        selection=_selection(settings),
-        filters=_filters(settings),
-        model_files=list(models.model_files),
-        patch=PatchParams(
-            patch_size=models.patch_size,
-            overlap=models.overlap,
-            batch_size=models.batch_size,
-            reflection_padding=models.reflection_padding,
-        ),
-        features=FeatureParams(
-            tpi_outer_radius_m=terrain.tpi_outer_radius,
-            tpi_inner_radius_m=terrain.tpi_inner_radius,
-            terrain_convention=terrain.terrain_convention,
-        ),
-        post=PostprocessParams(
-            binarization_threshold=post.binarization_threshold,
-            mask_erosion_size=post.mask_erosion_size,
-            edge_erosion_size=post.edge_erosion_size,
-            min_object_size=post.min_object_size,
-            quality_level=post.quality_level,
-        ),
-        exports=list(dict.fromkeys(export.export)),
-        output_dir=output_dir,
-        overwrite=export.overwrite,
-        arcticdem_resolution=settings.get(Storage).arcticdem_resolution,
-        aux_buffer_m=terrain.aux_buffer_m,
-        saved_scene_id_file=settings.get(SavedSceneIds).prep_data_scene_id_file,
-        resolved_config=settings.to_document(),
-    )
+    return request_of(settings, output_dir, _selection(settings), _filters(settings))
 
 
 def print_results(report) -> None:

@@ -112,6 +112,18 @@ def run_prep_data(
 ) -> PrepDataReport:
     """Discover, plan and stage. Raises `DartsError` for problems of the whole run
     (bad input, offline, credentials); per-scene failures land in the report."""
+    return stage_scenes(request, runtime, None, on_event=on_event)
+
+
+def stage_scenes(
+    request: PrepDataRequest,
+    runtime: Runtime,
+    scenes: Sequence[Mapping[str, Any]] | None,
+    *,
+    on_event: ProgressSink | None = None,
+) -> PrepDataReport:
+    """Plan and stage ``scenes`` (scene documents a discovery returned), or, when None,
+    the scenes ``request.selection`` finds. See `run_prep_data`."""
     if runtime.offline:
         raise ConfigError(
             "prep-data downloads data and cannot run with --offline; to check what is "
@@ -135,7 +147,10 @@ def run_prep_data(
         report.notes = source.notes(request.filters)
         for note in report.notes:
             emit("note", {"text": note})
-        items = discover_scenes(source, request.selection, request.filters)
+        if scenes is None:
+            items = discover_scenes(source, request.selection, request.filters)
+        else:
+            items = [dict(scene) for scene in scenes]
         if not items:
             raise DartsError(no_scenes_message(request.selection, request.filters, source))
         report.scene_ids = [item["id"] for item in items]

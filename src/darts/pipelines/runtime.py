@@ -28,6 +28,16 @@ class Runtime:
 
 
 def runtime_from(settings: Resolved) -> Runtime:
+    """`runtime_of`, with the process-wide network gate switched to match: what the
+    command line does, so that even a client built elsewhere refuses offline."""
+    runtime = runtime_of(settings)
+    get_gate().set_offline(runtime.offline)
+    return runtime
+
+
+def runtime_of(settings: Resolved) -> Runtime:
+    """The runtime ``settings`` describe; offline is a property of the clients built
+    from it (``runtime.net.offline``), and no process-wide state changes."""
     network = settings.get(Network)
     endpoints = settings.get(Endpoints)
     offline = settings.get(Connectivity).offline if Connectivity in settings.sections else False
@@ -44,7 +54,5 @@ def runtime_from(settings: Resolved) -> Runtime:
         if endpoints.aws_credentials_file
         else None,
     )
-    # Offline is a property of the network layer: from here on every client refuses.
-    get_gate().set_offline(offline)
     source = settings.get(Storage).raw_data_source if Storage in settings.sections else "cdse"
     return Runtime(data_paths(settings), endpoints, net, s3, offline, source)

@@ -184,3 +184,37 @@ def file_sizes(scene: Any, asset_keys: Any) -> tuple[int, bool]:
     assets = scene.get("assets") or {}
     sizes = [(assets.get(key) or {}).get("file:size") for key in asset_keys]
     return sum(int(size or 0) for size in sizes), all(size is not None for size in sizes)
+
+
+def matches(document: Any, selection: SceneSelection, filters: SceneFilters) -> bool:
+    """Whether a scene document falls in a tile or AOI ``selection`` and ``filters``:
+    what a catalogue search would have returned it for, decided from the document
+    alone (for choosing among scenes already staged, offline). Cover filters apply to
+    documents that carry the cover (mosaics carry none)."""
+    from darts.sources.aoi import read_aoi
+
+    if selection.tile_ids:
+        try:
+            if item_tile(document) not in selection.tile_ids:
+                return False
+        except DiscoveryError:
+            return False
+    if selection.aoi_file is not None and not scene_footprint(document).intersects(
+        read_aoi(selection.aoi_file)
+    ):
+        return False
+    moment = item_datetime(document)
+    if moment is None:
+        return False
+    spans = date_spans(filters, datetime.now(UTC).date())
+    if not any(start <= moment <= end for start, end in spans):
+        return False
+    properties = document.get("properties") or {}
+    for active, key, limit in (
+        (filters.cloud_filter, "eo:cloud_cover", filters.max_cloud_cover),
+        (filters.snow_filter, "eo:snow_cover", filters.max_snow_cover),
+    ):
+        value = properties.get(key)
+        if active and isinstance(value, int | float) and value > limit:
+            return False
+    return True

@@ -1,0 +1,422 @@
+"""`Workspace`: DARTS from Python, from discovery to results.
+
+One object owns a DARTS data directory and everything built on it: the resolved
+settings, the optical source, the scene store, the auxiliary cubes. It offers the
+steps a script needs, each returning plain values or `xarray.Dataset`s:
+
+    ws = Workspace("/scratch/darts", raw_data_source="cdse")
+    scenes = ws.discover(tile_ids=["33UUP"], years=[2024])
+    ws.stage(scenes)                      # optical bands + ArcticDEM + TCVIS
+    optical = ws.open_scene(scenes[0])    # reflectance + quality mask, 10 m grid
+    aux = ws.open_aux(scenes[0])          # DEM and TCVIS on the same grid
+    report = ws.run(scenes, ["model.pt"])
+
+Settings come from keyword arguments (any option name of the command line, flat:
+``max_cloud_cover=20``, ``cdse_stac_url=...``), then the environment, then a config
+file (``config_file`` or ``DARTS_CONFIG_FILE``; its ``[darts]`` and ``[darts.api]``
+tables), then the defaults: the command line's precedence, with code in place of flags.
+
+``offline=True`` is a property of the clients this workspace builds: each refuses
+every connection and names what it would have fetched; nothing process-wide changes,
+so an online and an offline workspace can live side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import xarray as xr
+
+from darts.errors import ConfigError
+
+if TYPE_CHECKING:
+    from darts.pipelines.prep_data import PrepDataReport
+    from darts.pipelines.runtime import Runtime
+    from darts.pipelines.sequential import RunReport
+    from darts.settings.resolve import Resolved
+    from darts.sources.query import SceneFilters, SceneSelection
+
+Scene = Mapping[str, Any] | str
+"""A scene document (as `Workspace.discover` returns them) or a scene id."""
+
+_FILTER_NAMES = (
+    "start_date",
+    "end_date",
+    "max_cloud_cover",
+    "max_snow_cover",
+    "months",
+    "years",
+    "quarters",
+)
+
+
+class Workspace:
+    """A DARTS data directory and the settings to use it. Building one reads settings
+    and opens nothing."""
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        offline: bool = False,
+        config_file: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        """``data_dir`` is the darts dir (``DARTS_DATA_DIR``); ``options`` are any
+        options of the command line by their flat name, in snake_case."""
+        values = dict(options)
+        if data_dir is not None:
+            # Absolute now, so a script that changes directory keeps its data.
+            values["darts_dir"] = Path(data_dir).expanduser().absolute()
+        values["offline"] = bool(offline)
+        # Kept to resolve again with per-call overrides, in the same precedence.
+        self._values = values
+        self._environ = environ
+        self._config_file = config_file
+        self.settings: Resolved = _resolve(values, environ, config_file)
+        from darts.pipelines.runtime import runtime_of
+
+        self.runtime: Runtime = runtime_of(self.settings)
+
+    # -- where things are -------------------------------------------------------------
+
+    @property
+    def offline(self) -> bool:
+        return self.runtime.offline
+
+    @property
+    def source(self) -> str:
+        """The optical source (``cdse``, ``cdse-mosaic`` or ``gee``)."""
+        return self.runtime.raw_data_source
+
+    @property
+    def paths(self) -> Any:
+        """Every resolved location (`darts.paths.DataPaths`)."""
+        return self.runtime.paths
+
+    def __repr__(self) -> str:
+        mode = "offline" if self.offline else "online"
+        return f"Workspace({str(self.paths.darts_dir)!r}, source={self.source!r}, {mode})"
+
+    # -- the steps --------------------------------------------------------------------
+
+    def discover(
+        self,
+        *,
+        scene_ids: Iterable[str] = (),
+        scene_id_file: str | Path | None = None,
+        tile_ids: Iterable[str] = (),
+        aoi_file: str | Path | None = None,
+        **filters: Any,
+    ) -> list[dict[str, Any]]:
+        """Scene documents for exactly one of the selections, filtered by ``filters``
+        (the workspace's filter settings, overridden by ``start_date``, ``end_date``,
+        ``max_cloud_cover``, ``max_snow_cover``, ``months``, ``years``, ``quarters``).
+        Offline, nothing is searched: ids are read back from the store, and tiles and
+        AOIs select among the scenes staged there."""
+        selection = _selection(scene_ids, scene_id_file, tile_ids, aoi_file)
+        chosen = self._filters(filters)
+        if self.offline:
+            return self._staged(selection, chosen)
+        from darts.net.http import HttpClient
+        from darts.pipelines.scene_sources import open_scene_source
+        from darts.sources.scene_docs import discover_scenes
+
+        with HttpClient(self.runtime.net) as http:
+            return discover_scenes(open_scene_source(self.runtime, http), selection, chosen)
+
+    def stage(
+        self,
+        scenes: Sequence[Scene],
+        *,
+        optical: bool = True,
+        aux: bool = True,
+        bands: Sequence[str] | None = None,
+    ) -> PrepDataReport:
+        """Stage the scenes' bands into the store and the auxiliary cubes for their
+        footprints, as ``prep-data`` does; a re-run fetches nothing. Per-scene failures
+        are in the report (``report.failed``), not raised. Offline, nothing can be
+        fetched: this checks that everything is staged and raises `NotStagedError`
+        listing every gap if not."""
+        from dataclasses import replace
+
+        from darts.pipelines.prep_data import stage_scenes
+        from darts.pipelines.requests import prep_data_request
+        from darts.sources.query import SceneFilters, SceneSelection
+
+        documents = [self._document(scene) for scene in scenes]
+        if not documents:
+            raise ConfigError("stage() needs at least one scene")
+        if self.offline:
+            return self._check_staged(documents, optical=optical, aux=aux, bands=bands)
+        selection = SceneSelection(scene_ids=tuple(str(d["id"]) for d in documents))
+        request = prep_data_request(self.settings, selection, SceneFilters())
+        request = replace(request, optical=optical, aux=aux, scene_id_file_out=None)
+        if bands is not None:
+            request = replace(request, bands=list(bands))
+        return stage_scenes(request, self.runtime, documents)
+
+    def open_scene(
+        self, scene: Scene, bands: Sequence[str] | None = None, *, reflectance: bool = True
+    ) -> xr.Dataset:
+        """One scene's bands on its 10 m grid (float32 reflectance, NaN for nodata,
+        unless ``reflectance=False``) plus ``quality_data_mask`` (0 invalid, 1 low,
+        2 high). From the store; online, missing bands are staged first."""
+        from darts.net.http import HttpClient
+        from darts.pipelines.optical import load_optical
+        from darts.pipelines.scene_sources import open_scene_source
+
+        document = self._document(scene)
+        with HttpClient(self.runtime.net) as http:
+            return load_optical(
+                open_scene_source(self.runtime, http),
+                document,
+                list(bands) if bands is not None else None,
+                self._store(),
+                offline=self.offline,
+                reflectance=reflectance,
+            )
+
+    def open_aux(self, scene: Scene) -> xr.Dataset:
+        """ArcticDEM heights (``dem``, metres) and the TCVIS trends of the scene's year
+        (``tc_brightness``, ``tc_greenness``, ``tc_wetness``, ``tcvis_valid``) on the
+        scene's 10 m grid. Online, missing cube tiles are fetched first; offline, a
+        missing tile is an error naming it, never fill values."""
+        from darts.net.http import HttpClient
+        from darts.pipelines.aux_data import AuxCubes
+        from darts.pipelines.aux_regions import item_year, regions_for_scenes
+        from darts.processing.reproject import reproject_dem, reproject_tcvis
+        from darts.settings.processing import Terrain
+        from darts.settings.sections import Storage
+
+        document = self._document(scene)
+        grid = self.open_scene(document, reflectance=False).pipe(_grid)
+        region = regions_for_scenes([document])[0]
+        buffer_m = self.settings.get(Terrain).aux_buffer_m
+        resolution = self.settings.get(Storage).arcticdem_resolution
+        fetch = not self.offline
+        with HttpClient(self.runtime.net) as http:
+            cubes = AuxCubes(self.runtime, http, resolution_m=resolution)
+            dem = reproject_dem(cubes.load_dem(region, buffer_m, fetch=fetch), grid)
+            tcvis = reproject_tcvis(
+                cubes.load_tcvis(region, item_year(document), buffer_m, fetch=fetch), grid
+            )
+        return xr.merge([dem, tcvis], compat="override", combine_attrs="drop_conflicts")
+
+    def run(
+        self,
+        scenes: Sequence[Scene],
+        models: Sequence[str | Path],
+        *,
+        output_dir: str | Path | None = None,
+        **options: Any,
+    ) -> RunReport:
+        """The sequential pipeline over ``scenes`` with the ensemble of ``models``:
+        outputs under ``output_dir`` (default: the workspace's), one folder per scene,
+        and a run record. ``options`` override processing settings for this run
+        (``patch_size``, ``binarization_threshold``, ``export``, ``overwrite`` …).
+        Failed scenes are in ``report.failed``; offline, everything missing is listed
+        in one error before any work starts."""
+        from darts.pipelines.requests import inference_request
+        from darts.pipelines.sequential import run_sequential
+        from darts.processing.devices import resolve_device
+        from darts.processing.models import load_model
+        from darts.settings.processing import Models
+        from darts.sources.query import SceneFilters, SceneSelection
+
+        documents = [self._document(scene) for scene in scenes]
+        if not documents:
+            raise ConfigError("run() needs at least one scene")
+        settings = self.settings
+        if options or models:
+            settings = _resolve(
+                {**self._values, **options, "model_files": [Path(m) for m in models]},
+                self._environ,
+                self._config_file,
+            )
+        device = resolve_device(settings.get(Models).device)
+        loaded = [load_model(Path(path), device) for path in models]
+        out = Path(output_dir) if output_dir is not None else self.paths.output_dir
+        selection = SceneSelection(scene_ids=tuple(str(d["id"]) for d in documents))
+        request = inference_request(settings, out, selection, SceneFilters())
+        return run_sequential(request, self.runtime, loaded)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _staged(self, selection: SceneSelection, filters: SceneFilters) -> list[dict[str, Any]]:
+        """Offline discovery: ids from the store, or the staged scenes a tile or AOI
+        selection matches, ordered like a search's results."""
+        from darts.sources.scene_docs import item_datetime, matches
+
+        if not selection.needs_search:
+            return [self._document(i) for i in self._source().offline_ids(selection)]
+        store = self._store()
+        documents = [store.item(i) for i in store.scenes()] if store is not None else []
+        found = [dict(d) for d in documents if d is not None and matches(d, selection, filters)]
+        return sorted(found, key=lambda d: (str(item_datetime(d)), d["id"]))
+
+    def _check_staged(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        optical: bool,
+        aux: bool,
+        bands: Sequence[str] | None,
+    ) -> PrepDataReport:
+        """What an offline `stage` can do: prove everything is there, or list gaps."""
+        from darts.net.http import HttpClient
+        from darts.pipelines.aux_data import AuxCubes, aux_gaps
+        from darts.pipelines.aux_regions import regions_for_scenes
+        from darts.pipelines.prep_data import PrepDataReport, SceneOutcome
+        from darts.pipelines.scene_sources import open_scene_source
+        from darts.settings.processing import Terrain
+        from darts.settings.sections import Storage
+        from darts.store.readiness import NotStagedError, Readiness, optical_readiness
+
+        ids = [str(d["id"]) for d in documents]
+        with HttpClient(self.runtime.net) as http:
+            source = open_scene_source(self.runtime, http)
+            readiness = Readiness(checked=ids, ready=list(ids))
+            store = self._store()
+            if optical and store is not None:
+                readiness = optical_readiness(store, ids, source.band_keys(bands, None))
+            if aux:
+                resolution = self.settings.get(Storage).arcticdem_resolution
+                cubes = AuxCubes(self.runtime, http, resolution_m=resolution)
+                buffer_m = self.settings.get(Terrain).aux_buffer_m
+                gaps = aux_gaps(cubes, regions_for_scenes(documents), buffer_m)
+                readiness.gaps.extend(gaps)
+                failing = {gap.scene_id for gap in gaps}
+                readiness.ready = [i for i in readiness.ready if i not in failing]
+        if not readiness.ok:
+            raise NotStagedError(readiness)
+        report = PrepDataReport(started="", query="staged scenes (offline check)", scene_ids=ids)
+        report.source = self.source
+        report.outcomes = [SceneOutcome(i, "cached") for i in ids]
+        return report
+
+    def _filters(self, overrides: Mapping[str, Any]) -> SceneFilters:
+        from darts.pipelines.requests import filters_of
+
+        unknown = sorted(set(overrides) - set(_FILTER_NAMES))
+        if unknown:
+            raise ConfigError(
+                f"unknown filter(s) {', '.join(unknown)}; filters are {', '.join(_FILTER_NAMES)}"
+            )
+        if not overrides:
+            return filters_of(self.settings)
+        values = {**self._values, **overrides}
+        return filters_of(_resolve(values, self._environ, self._config_file))
+
+    def _document(self, scene: Scene) -> dict[str, Any]:
+        """A scene document: given, from the store, or (online) looked up by id."""
+        if isinstance(scene, Mapping):
+            return dict(scene)
+        scene_id = str(scene)
+        store = self._store()
+        if store is not None:
+            item = store.item(scene_id)
+            if item is not None:
+                return dict(item)
+        if self.offline:
+            raise ConfigError(
+                f"offline: scene {scene_id!r} is not in the raw-data store "
+                f"{self.paths.raw_data_store}; stage it first (online)"
+            )
+        (document,) = self.discover(scene_ids=[scene_id])
+        return document
+
+    def _store(self) -> Any:
+        from darts.store.scenes import SceneStore
+
+        root = self.paths.raw_data_store
+        return SceneStore(root) if root is not None else None
+
+    def _source(self) -> Any:
+        from darts.net.http import HttpClient
+        from darts.pipelines.scene_sources import open_scene_source
+
+        # Offline id checks need no client; the source is built and used without one.
+        with HttpClient(self.runtime.net) as http:
+            return open_scene_source(self.runtime, http)
+
+
+def _grid(dataset: xr.Dataset) -> Any:
+    from darts.processing.reproject import scene_grid
+
+    return scene_grid(dataset)
+
+
+def _selection(
+    scene_ids: Iterable[str],
+    scene_id_file: str | Path | None,
+    tile_ids: Iterable[str],
+    aoi_file: str | Path | None,
+) -> SceneSelection:
+    from darts.sources.query import SceneSelection
+
+    if isinstance(scene_ids, str) or isinstance(tile_ids, str):
+        raise ConfigError("scene_ids and tile_ids take a list of ids, not one string")
+    return SceneSelection(
+        scene_ids=tuple(scene_ids),
+        scene_id_file=Path(scene_id_file) if scene_id_file is not None else None,
+        tile_ids=tuple(tile_ids),
+        aoi_file=Path(aoi_file) if aoi_file is not None else None,
+    )
+
+
+def _resolve(
+    values: Mapping[str, Any],
+    environ: Mapping[str, str] | None,
+    config_file: str | Path | None,
+) -> Resolved:
+    """Settings of the API: ``values`` by flat option name > environment > config file
+    > defaults, over the sections the API's steps use."""
+    from darts.settings.resolve import read_config_file, resolve
+
+    spec = _api_spec()
+    by_name = {option.field: option for option in spec.options()}
+    flags: dict[str, Any] = {}
+    for name, value in values.items():
+        option = by_name.get(name.replace("-", "_"))
+        if option is None:
+            known = ", ".join(sorted(by_name))
+            raise ConfigError(f"unknown setting {name!r}; the settings are: {known}")
+        flags[option.dest] = value
+    env = os.environ if environ is None else environ
+    path = config_file or env.get("DARTS_CONFIG_FILE") or None
+    config = read_config_file(Path(path)) if path else None
+    # Every command's table is valid in a config file shared with the command line;
+    # values under [darts] and [darts.api] apply here.
+    from darts.cli.commands import ALL_COMMANDS
+
+    return resolve(spec, flags, env, config, [*(c.spec for c in ALL_COMMANDS), spec])
+
+
+def _api_spec() -> Any:
+    from darts.settings.pipeline import Connectivity, Filters, SavedSceneIds, Staging
+    from darts.settings.processing import Export, Models, Postprocess, Terrain
+    from darts.settings.resolve import CommandSpec
+    from darts.settings.sections import DefaultDirs, Endpoints, Network, Storage
+
+    return CommandSpec(
+        ("api",),
+        (
+            Filters,
+            Staging,
+            SavedSceneIds,
+            Storage,
+            Terrain,
+            Models,
+            Postprocess,
+            Export,
+            Connectivity,
+            DefaultDirs,
+            Endpoints,
+            Network,
+        ),
+    )
