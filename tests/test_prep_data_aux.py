@@ -167,7 +167,7 @@ def test_the_pipeline_reads_heights_alone_and_they_carry_the_data_mask(
     from darts.net.http import HttpClient
     from darts.pipelines.aux_data import AuxCubes
     from darts.pipelines.aux_regions import regions_for_scenes
-    from darts.pipelines.runtime import runtime_from
+    from darts.pipelines.runtime import runtime_of
     from darts.store.scenes import SceneStore
 
     scene = main_scene(sandbox_world)
@@ -179,7 +179,7 @@ def test_the_pipeline_reads_heights_alone_and_they_carry_the_data_mask(
     args = build_parser(ALL_COMMANDS, GROUP_HELP).parse_args(
         ["inference", "readiness", "sentinel2", "--scene-ids", scene["id"]]
     )
-    runtime = runtime_from(resolve_command(args))
+    runtime = runtime_of(resolve_command(args))
     item = SceneStore(runtime.paths.raw_data_store).item(scene["id"])
     assert item is not None
     region = regions_for_scenes([item])[0]

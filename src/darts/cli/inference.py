@@ -33,7 +33,7 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         write_report,
     )
     from darts.pipelines.requests import prep_data_request
-    from darts.pipelines.runtime import runtime_from
+    from darts.pipelines.runtime import runtime_of
 
     settings: Resolved = ctx.settings  # type: ignore[assignment]
     staging = settings.get(Staging)
@@ -41,7 +41,7 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         raise ConfigError(
             "say what to stage: --optical (Sentinel-2 scenes), --aux (ArcticDEM and TCVIS), or both"
         )
-    runtime = runtime_from(settings)
+    runtime = runtime_of(settings)
     request = prep_data_request(settings, _selection(settings), _filters(settings))
     bars = _ProgressBars(enabled=not staging.dry_run)
     try:
@@ -228,16 +228,14 @@ def readiness_sentinel2(ctx: CommandContext) -> int:
     import json
 
     from darts.net.http import HttpClient
-    from darts.pipelines.runtime import runtime_from
+    from darts.pipelines.runtime import offline_runtime, runtime_of
     from darts.pipelines.scene_sources import open_scene_source
     from darts.store.readiness import optical_readiness
     from darts.store.scenes import SceneStore
 
     settings: Resolved = ctx.settings  # type: ignore[assignment]
-    runtime = runtime_from(settings)
-    from darts.net.guard import get_gate
-
-    get_gate().set_offline(True)  # this check never needs the network, whatever is set
+    # This check never needs the network, whatever is set: its clients are offline.
+    runtime = offline_runtime(runtime_of(settings))
     if runtime.paths.raw_data_store is None:
         raise ConfigError(
             "--no-raw-data-store keeps no scenes, so nothing can be staged for an offline "

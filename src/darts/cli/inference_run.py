@@ -16,10 +16,10 @@ from darts.settings.resolve import Resolved
 def sentinel2_sequential(ctx: CommandContext) -> int:
     settings: Resolved = ctx.settings  # type: ignore[assignment]
     models = _load_models(settings)
-    from darts.pipelines.runtime import runtime_from
+    from darts.pipelines.runtime import runtime_of
     from darts.pipelines.sequential import run_sequential
 
-    runtime = runtime_from(settings)
+    runtime = runtime_of(settings)
     request = inference_request(settings, runtime.paths.output_dir)
     bars = _Progress(enabled=sys.stderr.isatty())
     try:

@@ -151,7 +151,7 @@ def offline_runtime(data_dir: Path):
     """The runtime an offline ``sentinel2-sequential`` run over ``data_dir`` gets, with
     the environment ignored."""
     from darts.cli.commands import ALL_COMMANDS
-    from darts.pipelines.runtime import runtime_from
+    from darts.pipelines.runtime import runtime_of
     from darts.settings.resolve import resolve
 
     spec = next(
@@ -165,7 +165,7 @@ def offline_runtime(data_dir: Path):
         "pipeline__offline": True,
     }
     settings = resolve(spec, flags, {}, None, [c.spec for c in ALL_COMMANDS])
-    return runtime_from(settings)
+    return runtime_of(settings)
 
 
 def read_scene_inputs(
@@ -174,7 +174,6 @@ def read_scene_inputs(
     """Model inputs of each staged scene, offline, computed as the sequential pipeline
     computes them (``darts.pipelines.sequential._process_scene``) with its default
     feature parameters."""
-    from darts.net.guard import get_gate
     from darts.net.http import HttpClient
     from darts.pipelines.aux_data import AuxCubes
     from darts.pipelines.aux_regions import item_year, regions_for_scenes
@@ -194,38 +193,35 @@ def read_scene_inputs(
     runtime = offline_runtime(data_dir)
     terrain = Terrain()
     defaults = FeatureParams()
-    try:
-        store = SceneStore(runtime.paths.raw_data_store)
-        with HttpClient(runtime.net) as http:
-            source = open_scene_source(runtime, http)
-            cubes = AuxCubes(runtime, http, resolution_m=10)
-            for scene_id in scene_ids:
-                item = store.item(scene_id)
-                if item is None:
-                    raise FileNotFoundError(f"scene {scene_id} is not staged in {data_dir}")
-                item = dict(item)
-                optical = load_optical(
-                    source, item, list(OPTICAL_BANDS), store, offline=True, reflectance=False
-                )
-                region = regions_for_scenes([item])[0]
-                dem = cubes.load_dem(region, terrain.aux_buffer_m, fetch=False)
-                tcvis = cubes.load_tcvis(region, item_year(item), terrain.aux_buffer_m, fetch=False)
-                params = FeatureParams.for_item(
-                    item,
-                    tpi_outer_radius_m=defaults.tpi_outer_radius_m,
-                    tpi_inner_radius_m=defaults.tpi_inner_radius_m,
-                    terrain_convention=defaults.terrain_convention,
-                )
-                inputs = build_inputs(optical, dem, tcvis, params)
-                height, width = inputs.sizes["y"], inputs.sizes["x"]
-                yield SceneInputs(
-                    scene_id=scene_id,
-                    features=feature_window(inputs, (0, height, 0, width), bands, params),
-                    quality=np.asarray(inputs[QUALITY_BAND].values, dtype=np.uint8),
-                    grid=scene_grid(inputs),
-                )
-    finally:
-        get_gate().set_offline(False)
+    store = SceneStore(runtime.paths.raw_data_store)
+    with HttpClient(runtime.net) as http:
+        source = open_scene_source(runtime, http)
+        cubes = AuxCubes(runtime, http, resolution_m=10)
+        for scene_id in scene_ids:
+            item = store.item(scene_id)
+            if item is None:
+                raise FileNotFoundError(f"scene {scene_id} is not staged in {data_dir}")
+            item = dict(item)
+            optical = load_optical(
+                source, item, list(OPTICAL_BANDS), store, offline=True, reflectance=False
+            )
+            region = regions_for_scenes([item])[0]
+            dem = cubes.load_dem(region, terrain.aux_buffer_m, fetch=False)
+            tcvis = cubes.load_tcvis(region, item_year(item), terrain.aux_buffer_m, fetch=False)
+            params = FeatureParams.for_item(
+                item,
+                tpi_outer_radius_m=defaults.tpi_outer_radius_m,
+                tpi_inner_radius_m=defaults.tpi_inner_radius_m,
+                terrain_convention=defaults.terrain_convention,
+            )
+            inputs = build_inputs(optical, dem, tcvis, params)
+            height, width = inputs.sizes["y"], inputs.sizes["x"]
+            yield SceneInputs(
+                scene_id=scene_id,
+                features=feature_window(inputs, (0, height, 0, width), bands, params),
+                quality=np.asarray(inputs[QUALITY_BAND].values, dtype=np.uint8),
+                grid=scene_grid(inputs),
+            )
 
 
 def rasterize_truth(truth, grid) -> np.ndarray:

@@ -37,9 +37,10 @@ from darts.net.errors import ConnectionBlocked, OfflineError
 class NetworkGate:
     """Process-wide permission to use the network.
 
-    Offline when either the gate itself is switched offline (`set_offline`, done once by
-    the CLI for `--offline`) or the caller's own settings say so (`check(...,
-    offline=True)`, from `NetworkSettings.offline`). Either one is enough to refuse.
+    Offline when the caller's own settings say so (`check(..., offline=True)`, from the
+    `NetworkSettings.offline` every client is built with: how DARTS runs offline) or
+    when the gate itself is switched offline (`set_offline` / `offline_mode`: for tests
+    and embedding code that want a process-wide guarantee). Either one refuses.
     """
 
     def __init__(self, *, offline: bool = False) -> None:

@@ -74,7 +74,6 @@ class DemoReport:
 
 def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) -> DemoReport:
     """Run the demo; a failed step ends it with that step's exit code in the report."""
-    from darts.net.guard import get_gate
 
     demo_dir = request.demo_dir.resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -95,36 +94,32 @@ def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) ->
     ids_file = demo_dir / "scene-ids.json"
     shown = " ".join(selection)
 
-    try:
-        with clock("prep-data"), running_sandbox(world, demo_dir / "sandbox.toml") as config:
-            say("")
-            say(
-                f"[1/3] staging: darts inference prep-data sentinel2 {shown} "
-                f"--raw-data-source {request.raw_data_source} --optical --aux"
-            )
-            say(f"      (endpoints from {config}: the sandbox's stand-ins on 127.0.0.1)")
-            code = run_command(
-                prep_data_argv(config, demo_dir, selection, ids_file, request.raw_data_source)
-            )
-        if code != 0:
-            return _failed(report, "prep-data", code)
-        report.scene_ids = list(json.loads(ids_file.read_text()))
-
+    with clock("prep-data"), running_sandbox(world, demo_dir / "sandbox.toml") as config:
         say("")
         say(
-            f"[2/3] offline run: darts inference sentinel2-sequential {shown} "
-            f"--raw-data-source {request.raw_data_source} --offline "
-            f"--model-files {request.model_file}"
+            f"[1/3] staging: darts inference prep-data sentinel2 {shown} "
+            f"--raw-data-source {request.raw_data_source} --optical --aux"
         )
-        say("      (the stand-ins are stopped: nothing but staged data is used)")
-        with clock("inference"):
-            code = run_command(_offline_argv(request, demo_dir, selection, ids_file))
-        report.run_dir, report.counts = _latest_run(report.output_dir)
-        if code != 0:
-            return _failed(report, "inference", code)
-    finally:
-        # The offline run switched the process-wide network gate off.
-        get_gate().set_offline(False)
+        say(f"      (endpoints from {config}: the sandbox's stand-ins on 127.0.0.1)")
+        code = run_command(
+            prep_data_argv(config, demo_dir, selection, ids_file, request.raw_data_source)
+        )
+    if code != 0:
+        return _failed(report, "prep-data", code)
+    report.scene_ids = list(json.loads(ids_file.read_text()))
+
+    say("")
+    say(
+        f"[2/3] offline run: darts inference sentinel2-sequential {shown} "
+        f"--raw-data-source {request.raw_data_source} --offline "
+        f"--model-files {request.model_file}"
+    )
+    say("      (the stand-ins are stopped: nothing but staged data is used)")
+    with clock("inference"):
+        code = run_command(_offline_argv(request, demo_dir, selection, ids_file))
+    report.run_dir, report.counts = _latest_run(report.output_dir)
+    if code != 0:
+        return _failed(report, "inference", code)
 
     with clock("evaluate"):
         say("")

@@ -1,15 +1,15 @@
 """Turning resolved settings into the objects the layers take.
 
 The settings layer knows option names; the network and store layers know nothing of
-options. This module is the one place that maps one onto the other, and the one place
-that switches the process-wide network gate to offline.
+options. This module is the one place that maps one onto the other. Offline is a value
+in the network settings every client is built from: an offline client refuses by
+itself, and nothing process-wide is switched.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from darts.net.guard import get_gate
 from darts.net.settings import NetworkSettings, S3Settings
 from darts.paths import DataPaths, data_paths
 from darts.settings.pipeline import Connectivity
@@ -25,14 +25,6 @@ class Runtime:
     s3: S3Settings
     offline: bool
     raw_data_source: str = "cdse"
-
-
-def runtime_from(settings: Resolved) -> Runtime:
-    """`runtime_of`, with the process-wide network gate switched to match: what the
-    command line does, so that even a client built elsewhere refuses offline."""
-    runtime = runtime_of(settings)
-    get_gate().set_offline(runtime.offline)
-    return runtime
 
 
 def runtime_of(settings: Resolved) -> Runtime:
@@ -56,3 +48,8 @@ def runtime_of(settings: Resolved) -> Runtime:
     )
     source = settings.get(Storage).raw_data_source if Storage in settings.sections else "cdse"
     return Runtime(data_paths(settings), endpoints, net, s3, offline, source)
+
+
+def offline_runtime(runtime: Runtime) -> Runtime:
+    """``runtime`` with every client it builds refusing to connect."""
+    return replace(runtime, offline=True, net=replace(runtime.net, offline=True))

@@ -33,7 +33,6 @@ import xarray as xr
 from darts.errors import ConfigError, DartsError
 from darts.net.checksum import UnsupportedChecksum
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
-from darts.net.guard import get_gate
 from darts.sources.decode import DecodeError
 from darts.sources.scene_source import (
     BandFailed,
@@ -214,7 +213,6 @@ def load_scene(
     """
     document = scene_document(scene)
     scene_id = str(document.get("id") or "")
-    offline = offline or get_gate().offline
     keys = [str(key) for key in source.band_keys(_as_list(bands), document)]
     if store is None:
         if offline:
