@@ -58,6 +58,16 @@ def test_readme_example_runs_online_then_offline_without_connections(
     assert "{'skipped': 1}" in capsys.readouterr().out
     assert get_gate().offline is False  # the workspace switched nothing process-wide
 
+    # The demo's training data comes from the same input assembly as the runs.
+    from darts.demo.data import read_scene_inputs
+    from darts.processing.features import ALL_FEATURES
+
+    with forbid_sockets() as audit:
+        (inputs,) = read_scene_inputs(workdir / "demo-data", [scene_dirs[0].name], ALL_FEATURES)
+    assert audit.blocked == []
+    assert inputs.features.shape == (len(ALL_FEATURES), *inputs.quality.shape)
+    assert inputs.features.dtype.name == "float32" and inputs.quality.max() == 2
+
 
 def test_offline_workspace_lists_every_gap_and_refuses_searches(
     workdir: Path, sandbox_world: WorldLayout

@@ -171,28 +171,19 @@ def offline_runtime(data_dir: Path):
 def read_scene_inputs(
     data_dir: Path, scene_ids: Sequence[str], bands: Sequence[str]
 ) -> Iterator[SceneInputs]:
-    """Model inputs of each staged scene, offline, computed as the sequential pipeline
-    computes them (``darts.pipelines.sequential._process_scene``) with its default
-    feature parameters."""
+    """Model inputs of each staged scene, offline: `scene_inputs`, as the sequential
+    pipeline assembles them, with its default feature parameters."""
     from darts.net.http import HttpClient
     from darts.pipelines.aux_data import AuxCubes
-    from darts.pipelines.aux_regions import item_year, regions_for_scenes
-    from darts.pipelines.optical import load_optical
+    from darts.pipelines.scene_inputs import InputPlan, scene_inputs
     from darts.pipelines.scene_sources import open_scene_source
-    from darts.pipelines.sequential import OPTICAL_BANDS
-    from darts.processing.features import (
-        QUALITY_BAND,
-        FeatureParams,
-        build_inputs,
-        feature_window,
-    )
+    from darts.processing.features import QUALITY_BAND, FeatureParams, feature_window
     from darts.processing.reproject import scene_grid
     from darts.settings.processing import Terrain
     from darts.store.scenes import SceneStore
 
     runtime = offline_runtime(data_dir)
-    terrain = Terrain()
-    defaults = FeatureParams()
+    plan = InputPlan(FeatureParams(), Terrain().aux_buffer_m)
     store = SceneStore(runtime.paths.raw_data_store)
     with HttpClient(runtime.net) as http:
         source = open_scene_source(runtime, http)
@@ -201,20 +192,7 @@ def read_scene_inputs(
             item = store.item(scene_id)
             if item is None:
                 raise FileNotFoundError(f"scene {scene_id} is not staged in {data_dir}")
-            item = dict(item)
-            optical = load_optical(
-                source, item, list(OPTICAL_BANDS), store, offline=True, reflectance=False
-            )
-            region = regions_for_scenes([item])[0]
-            dem = cubes.load_dem(region, terrain.aux_buffer_m, fetch=False)
-            tcvis = cubes.load_tcvis(region, item_year(item), terrain.aux_buffer_m, fetch=False)
-            params = FeatureParams.for_item(
-                item,
-                tpi_outer_radius_m=defaults.tpi_outer_radius_m,
-                tpi_inner_radius_m=defaults.tpi_inner_radius_m,
-                terrain_convention=defaults.terrain_convention,
-            )
-            inputs = build_inputs(optical, dem, tcvis, params)
+            inputs, params = scene_inputs(dict(item), source, store, cubes, plan, offline=True)
             height, width = inputs.sizes["y"], inputs.sizes["x"]
             yield SceneInputs(
                 scene_id=scene_id,

@@ -28,8 +28,14 @@ from darts import __version__
 from darts.errors import ConfigError, DartsError
 from darts.net.http import HttpClient
 from darts.pipelines.aux_data import AuxCubes
-from darts.pipelines.aux_regions import item_year, regions_for_scenes
+from darts.pipelines.aux_regions import regions_for_scenes
 from darts.pipelines.runtime import Runtime
+from darts.pipelines.scene_inputs import (
+    TCVIS_FEATURES,
+    TERRAIN_FEATURES,
+    InputPlan,
+    scene_inputs,
+)
 from darts.pipelines.step_clock import StepClock
 from darts.processing.export import export_scene, is_complete, scene_output_dir
 from darts.processing.features import (
@@ -37,7 +43,6 @@ from darts.processing.features import (
     DEM_BAND,
     TCVIS_VALID,
     FeatureParams,
-    build_inputs,
     feature_window,
     release_caches,
     valid_window,
@@ -45,12 +50,9 @@ from darts.processing.features import (
 from darts.processing.inference import PatchParams, predict_scene
 from darts.processing.models import LoadedModel, check_bands
 from darts.processing.postprocess import PostprocessParams, postprocess
-from darts.processing.reproject import reproject_dem, reproject_tcvis, scene_grid
 from darts.sources.query import SceneFilters, SceneSelection
 from darts.sources.scene_source import OPTICAL_KEYS, SceneSource
 
-TERRAIN_FEATURES = frozenset({"relative_elevation", "slope", "aspect", "hillshade", "curvature"})
-TCVIS_FEATURES = frozenset({"tc_brightness", "tc_greenness", "tc_wetness"})
 # Bands every run stages: the four 10 m bands the models' optical inputs come from.
 OPTICAL_BANDS = OPTICAL_KEYS
 
@@ -230,40 +232,11 @@ def _process_scene(
     result: SceneResult,
     emit: EventSink,
 ) -> None:
-    from darts.pipelines.optical import load_optical
-
-    fetch = not runtime.offline
     clock = StepClock(result.seconds)
-    with clock("optical"):
-        optical = load_optical(
-            source, item, list(OPTICAL_BANDS), store, offline=runtime.offline, reflectance=False
-        )
-    region = regions_for_scenes([item])[0]
-    grid = scene_grid(optical)
-    dem = tcvis = None
-    # Each auxiliary source goes onto the scene grid as soon as it is loaded and is
-    # dropped before the next one loads: only one source cube is ever in memory.
-    if needs_dem:
-        with clock("aux"):
-            cube = cubes.load_dem(region, request.aux_buffer_m, fetch=fetch)
-        with clock("preprocess"):
-            dem = reproject_dem(cube, grid)
-            del cube
-    if needs_tcvis:
-        with clock("aux"):
-            cube = cubes.load_tcvis(region, item_year(item), request.aux_buffer_m, fetch=fetch)
-        with clock("preprocess"):
-            tcvis = reproject_tcvis(cube, grid)
-            del cube
-    params = FeatureParams.for_item(
-        item,
-        tpi_outer_radius_m=request.features.tpi_outer_radius_m,
-        tpi_inner_radius_m=request.features.tpi_inner_radius_m,
-        terrain_convention=request.features.terrain_convention,
+    plan = InputPlan(request.features, request.aux_buffer_m, needs_dem, needs_tcvis)
+    inputs, params = scene_inputs(
+        item, source, store, cubes, plan, offline=runtime.offline, clock=clock
     )
-    with clock("preprocess"):
-        inputs = build_inputs(optical, dem, tcvis, params)
-        del optical, dem, tcvis
     quality_level = request.post.quality_level
     shape = (inputs.sizes["y"], inputs.sizes["x"])
     with clock("segment"):
