@@ -243,15 +243,14 @@ def test_a_failing_step_stops_the_demo_with_its_exit_code(
 ) -> None:
     from darts.pipelines.demo import DemoRequest, format_report, run_demo
 
-    commands: list[list[str]] = []
-
-    def failing(argv: list[str]) -> int:
-        commands.append(argv)
-        return 3
-
-    request = DemoRequest(demo_dir=tmp_path / "demo", sandbox_root=sandbox_world.root.parent)
-    report = run_demo(request, run_command=failing, say=lambda line: None)
-    assert (report.exit_code, report.failed_step) == (3, "prep-data")
-    assert len(commands) == 1 and commands[0][2:5] == ["inference", "prep-data", "sentinel2"]
-    assert report.scores is None
-    assert "the demo stopped: prep-data failed (exit code 3)" in format_report(report)
+    said: list[str] = []
+    # A tile the world does not have: discovery finds nothing, staging stops there.
+    request = DemoRequest(
+        demo_dir=tmp_path / "demo", sandbox_root=sandbox_world.root.parent, tiles=("33UUP",)
+    )
+    report = run_demo(request, say=said.append)
+    assert (report.exit_code, report.failed_step) == (2, "prep-data")
+    assert any("no cdse scenes found for --tile-ids 33UUP" in line for line in said)
+    assert report.scores is None and report.run_dir is None
+    assert "the demo stopped: prep-data failed (exit code 2)" in format_report(report)
+    assert not (tmp_path / "demo" / "out").exists()

@@ -392,31 +392,12 @@ def _resolve(
     config = read_config_file(Path(path)) if path else None
     # Every command's table is valid in a config file shared with the command line;
     # values under [darts] and [darts.api] apply here.
-    from darts.cli.commands import ALL_COMMANDS
+    from darts.settings.commands import ALL_SPECS
 
-    return resolve(spec, flags, env, config, [*(c.spec for c in ALL_COMMANDS), spec])
+    return resolve(spec, flags, env, config, list(ALL_SPECS))
 
 
 def _api_spec() -> Any:
-    from darts.settings.pipeline import Connectivity, Filters, SavedSceneIds, Staging
-    from darts.settings.processing import Export, Models, Postprocess, Terrain
-    from darts.settings.resolve import CommandSpec
-    from darts.settings.sections import DefaultDirs, Endpoints, Network, Storage
+    from darts.settings.commands import API
 
-    return CommandSpec(
-        ("api",),
-        (
-            Filters,
-            Staging,
-            SavedSceneIds,
-            Storage,
-            Terrain,
-            Models,
-            Postprocess,
-            Export,
-            Connectivity,
-            DefaultDirs,
-            Endpoints,
-            Network,
-        ),
-    )
+    return API

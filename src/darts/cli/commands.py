@@ -1,26 +1,12 @@
-"""The command registry: every leaf command, its option sections and its handler.
-
-The config-file reader validates against this whole list, so a key that no command
-knows is an error wherever it appears in the file.
-"""
+"""The command registry: every leaf command with its help and handler; the option
+sections of each are in `darts.settings.commands`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from darts.cli.parser import Command, CommandContext
-from darts.demo.options import DemoOptions
-from darts.sandbox.options import SandboxOptions
-from darts.settings.pipeline import (
-    Connectivity,
-    Filters,
-    SavedSceneIds,
-    Selection,
-    Staging,
-)
-from darts.settings.processing import Export, Models, Postprocess, Terrain
-from darts.settings.resolve import CommandSpec
-from darts.settings.sections import DefaultDirs, Endpoints, Network, Storage
+from darts.settings import commands as specs
 
 
 def _lazy(module: str, function: str) -> Callable[[CommandContext], int]:
@@ -44,86 +30,43 @@ GROUP_HELP: dict[tuple[str, ...], str] = {
 
 ALL_COMMANDS: list[Command] = [
     Command(
-        CommandSpec(("demo",), (DemoOptions, DefaultDirs)),
+        specs.DEMO,
         help="run the whole chain on the sandbox's synthetic world with the demo model "
         "and score it against the ground truth",
         handler=_lazy("darts.cli.demo", "demo"),
     ),
     Command(
-        CommandSpec(("debug-paths",), (DefaultDirs, Storage, Endpoints, Network)),
+        specs.DEBUG_PATHS,
         help="print every resolved path and setting, and where each value came from",
         handler=_lazy("darts.cli.debug_paths", "run"),
     ),
     Command(
-        CommandSpec(
-            ("inference", "prep-data", "sentinel2"),
-            (
-                Selection,
-                Filters,
-                Staging,
-                SavedSceneIds,
-                Storage,
-                Terrain,
-                Connectivity,
-                DefaultDirs,
-                Endpoints,
-                Network,
-            ),
-        ),
+        specs.PREP_DATA,
         help="stage Sentinel-2 scenes and auxiliary data (ArcticDEM, TCVIS) for offline runs",
         handler=_lazy("darts.cli.inference", "prep_data_sentinel2"),
     ),
     Command(
-        CommandSpec(
-            ("inference", "readiness", "sentinel2"),
-            (
-                Selection,
-                Staging,
-                SavedSceneIds,
-                Storage,
-                Terrain,
-                Connectivity,
-                DefaultDirs,
-                Endpoints,
-                Network,
-            ),
-        ),
+        specs.READINESS,
         help="check, without network, that everything an offline run needs is staged",
         handler=_lazy("darts.cli.inference", "readiness_sentinel2"),
     ),
     Command(
-        CommandSpec(
-            ("inference", "sentinel2-sequential"),
-            (
-                Selection,
-                Filters,
-                SavedSceneIds,
-                Storage,
-                Terrain,
-                Models,
-                Postprocess,
-                Export,
-                Connectivity,
-                DefaultDirs,
-                Endpoints,
-                Network,
-            ),
-        ),
+        specs.SEQUENTIAL,
         help="segment thaw slumps in Sentinel-2 scenes, one scene after another",
         handler=_lazy("darts.cli.inference_run", "sentinel2_sequential"),
     ),
     Command(
-        CommandSpec(("sandbox", "build"), (DefaultDirs, SandboxOptions)),
+        specs.SANDBOX_BUILD,
         help="build (once) and cache a synthetic world",
         handler=_lazy("darts.cli.sandbox", "build"),
     ),
     Command(
-        CommandSpec(("sandbox", "serve"), (DefaultDirs, SandboxOptions)),
+        specs.SANDBOX_SERVE,
         help="serve a synthetic world through local CDSE, PGC and TCVIS stand-ins",
         handler=_lazy("darts.cli.sandbox", "serve"),
     ),
     Command(
-        CommandSpec(("sandbox", "selftest"), (DefaultDirs, SandboxOptions)),
+        specs.SANDBOX_SELFTEST,
         help="start the stand-ins and check each through the real client code",
         handler=_lazy("darts.cli.sandbox", "selftest"),
     ),

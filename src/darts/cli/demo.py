@@ -10,7 +10,6 @@ from darts.paths import data_paths
 
 
 def demo(ctx: CommandContext) -> int:
-    from darts.cli.main import main
     from darts.demo import DEMO_MODEL
     from darts.pipelines.demo import DemoRequest, format_report, run_demo
     from darts.processing.checkpoints import read_checkpoint
@@ -25,15 +24,7 @@ def demo(ctx: CommandContext) -> int:
     )
     # Refuse a missing or unusable model now, not after minutes of staging.
     read_checkpoint(request.model_file)
-    # The steps are the real commands; they inherit this command's -v and --debug.
-    inherited = (["-" + "v" * ctx.verbosity] if ctx.verbosity else []) + (
-        ["--debug"] if ctx.debug else []
-    )
-    report = run_demo(
-        request,
-        run_command=lambda argv: main([*inherited, *argv]),
-        say=lambda line: print(line, flush=True),
-    )
+    report = run_demo(request, say=lambda line: print(line, flush=True))
     for line in format_report(report):
         print(line)
     if not report.ok:

@@ -43,7 +43,9 @@ def resolve_command(args: argparse.Namespace) -> Resolved:
     config_path = args.config_file or os.environ.get("DARTS_CONFIG_FILE") or None
     config = read_config_file(config_path) if config_path else None
     flags = {k: v for k, v in vars(args).items() if "__" in k}
-    all_specs = [c.spec for c in ALL_COMMANDS]
+    from darts.settings.commands import ALL_SPECS
+
+    all_specs = list(ALL_SPECS)
     return resolve(args._command.spec, flags, os.environ, config, all_specs)
 
 

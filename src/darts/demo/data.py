@@ -1,105 +1,49 @@
-"""The demo's data: sandbox scenes staged by the real commands, read back the way
+"""The demo's data: sandbox scenes staged through the Python API, read back the way
 ``darts inference sentinel2-sequential`` reads them.
 
-Both the demo and the demo model's training stage scenes with ``darts inference
-prep-data sentinel2 --optical --aux`` against a running sandbox. The training then
-computes each scene's model inputs with the same functions, in the same order and with
-the same default parameters as the sequential pipeline (``load_optical`` →
-``AuxCubes.load_dem``/``load_tcvis`` → ``build_inputs`` → ``feature_window``), so the
-model is trained on exactly what inference feeds it: the same 13 features, the same
-normalisation.
+Both the demo and the demo model's training stage scenes with a `darts.Workspace`
+(``discover`` → ``stage``: what ``darts inference prep-data sentinel2 --optical --aux``
+does) against a running sandbox. The training then computes each scene's model inputs
+with the pipeline's own input assembly (`darts.pipelines.scene_inputs`) and its
+default parameters, so the model is trained on exactly what inference feeds it: the
+same 13 features, the same normalisation.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from darts.sandbox.layout import WorldLayout
 
-RunCommand = Callable[[list[str]], int]
-"""Runs one ``darts`` command line (``darts.cli.main.main``) and returns its exit code."""
+if TYPE_CHECKING:
+    from darts.workspace import Workspace
 
 
-# -- command lines ---------------------------------------------------------------------
+def demo_workspace(
+    data_dir: Path, config_file: Path, raw_data_source: str = "cdse", *, offline: bool = False
+) -> Workspace:
+    """A workspace with everything under ``data_dir`` and the endpoints of a sandbox
+    config file. The environment is ignored (``environ={}``): settings in the user's
+    own environment (``AWS_PROFILE``, ``DARTS_CDSE_STAC_URL`` ...) cannot send the
+    demo's requests anywhere but the sandbox, nor its data anywhere else."""
+    from darts.workspace import Workspace
 
-
-def endpoint_flags(config_file: Path) -> list[str]:
-    """The ``[darts.endpoints]`` of a sandbox config file as command-line flags.
-
-    Flags take precedence over environment variables (``AWS_PROFILE``,
-    ``GOOGLE_APPLICATION_CREDENTIALS``, ``DARTS_CDSE_STAC_URL`` ...), so settings in
-    the user's own environment cannot send the demo's requests anywhere but the
-    sandbox."""
-    document = tomllib.loads(Path(config_file).read_text())
-    endpoints = document["darts"]["endpoints"]
-    flags: list[str] = []
-    for key, value in endpoints.items():
-        flags += [f"--{key}", str(value)]
-    return flags
-
-
-def dir_flags(data_dir: Path) -> list[str]:
-    """Everything under ``data_dir``, whatever ``DARTS_*_DATA_DIR`` say."""
-    root = str(data_dir)
-    return ["--darts-dir", root, "--fast-dir", root, "--large-dir", root]
-
-
-def selection_flags(
-    tiles: Sequence[str],
-    years: Sequence[int] = (),
-    *,
-    quarters: Sequence[int] = (),
-    max_cloud_cover: float = 100.0,
-    max_snow_cover: float = 100.0,
-) -> list[str]:
-    flags = ["--tile-ids", *tiles]
-    if years:
-        flags += ["--years", *(str(y) for y in years)]
-    if quarters:
-        flags += ["--quarters", *(str(q) for q in quarters)]
-    flags += [
-        "--max-cloud-cover",
-        f"{max_cloud_cover:g}",
-        "--max-snow-cover",
-        f"{max_snow_cover:g}",
-    ]
-    return flags
-
-
-def prep_data_argv(
-    config_file: Path,
-    data_dir: Path,
-    selection: Sequence[str],
-    scene_id_file: Path,
-    raw_data_source: str = "cdse",
-) -> list[str]:
-    """``darts inference prep-data sentinel2 --optical --aux`` against the sandbox."""
-    return [
-        "--config-file",
-        str(config_file),
-        "inference",
-        "prep-data",
-        "sentinel2",
-        *endpoint_flags(config_file),
-        *dir_flags(data_dir),
-        *selection,
-        "--raw-data-source",
-        raw_data_source,
-        "--optical",
-        "--aux",
-        "--no-offline",
-        "--prep-data-scene-id-file",
-        str(scene_id_file),
-        "--report-file",
-        str(data_dir / "logs" / "prep-data-demo.json"),
-    ]
+    root = Path(data_dir)
+    return Workspace(
+        root,
+        config_file=config_file,
+        environ={},
+        fast_dir=root,
+        large_dir=root,
+        raw_data_source=raw_data_source,
+        offline=offline,
+    )
 
 
 @contextmanager
@@ -147,25 +91,12 @@ class SceneInputs:
     """``darts.store.georef.Grid`` of the scene."""
 
 
-def offline_runtime(data_dir: Path):
-    """The runtime an offline ``sentinel2-sequential`` run over ``data_dir`` gets, with
-    the environment ignored."""
-    from darts.cli.commands import ALL_COMMANDS
-    from darts.pipelines.runtime import runtime_of
-    from darts.settings.resolve import resolve
+def offline_runtime(data_dir: Path) -> Any:
+    """The runtime of an offline workspace over ``data_dir``, the environment ignored."""
+    from darts.workspace import Workspace
 
-    spec = next(
-        c.spec for c in ALL_COMMANDS if c.spec.path == ("inference", "sentinel2-sequential")
-    )
-    root = str(data_dir)
-    flags = {
-        "default_dirs__darts_dir": root,
-        "default_dirs__fast_dir": root,
-        "default_dirs__large_dir": root,
-        "pipeline__offline": True,
-    }
-    settings = resolve(spec, flags, {}, None, [c.spec for c in ALL_COMMANDS])
-    return runtime_of(settings)
+    root = Path(data_dir)
+    return Workspace(root, environ={}, fast_dir=root, large_dir=root, offline=True).runtime
 
 
 def read_scene_inputs(

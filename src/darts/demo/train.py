@@ -137,17 +137,16 @@ def stage_and_read(work_dir: Path, sandbox_root: Path | None):
     """Stage every scene of the demo tiles (once) and read back features and labels."""
     import geopandas as gpd
 
-    from darts.cli.main import main as darts_main
     from darts.demo.data import (
         build_demo_world,
-        prep_data_argv,
+        demo_workspace,
         rasterize_truth,
         read_scene_inputs,
         running_sandbox,
-        selection_flags,
         world_scene_ids,
     )
     from darts.processing.features import ALL_FEATURES
+    from darts.sources.scene_ids import write_scene_id_file
 
     world = build_demo_world(sandbox_root or work_dir / "sandbox", progress=print)
     scene_ids = world_scene_ids(world, DEMO_TILES)
@@ -156,9 +155,14 @@ def stage_and_read(work_dir: Path, sandbox_root: Path | None):
     staged = ids_file.is_file() and sorted(json.loads(ids_file.read_text())) == scene_ids
     if not staged:
         with running_sandbox(world, work_dir / "sandbox.toml") as config:
-            argv = prep_data_argv(config, work_dir, selection_flags(DEMO_TILES), ids_file)
-            if darts_main(argv) != 0:
+            workspace = demo_workspace(work_dir, config)
+            scenes = workspace.discover(
+                tile_ids=DEMO_TILES, max_cloud_cover=100, max_snow_cover=100
+            )
+            report = workspace.stage(scenes)
+            if report.failed or report.aux_failed:
                 raise SystemExit("staging the training scenes failed")
+            write_scene_id_file(ids_file, [str(scene["id"]) for scene in scenes])
     truth = gpd.read_parquet(world.truth)
     scenes = []
     for inputs in read_scene_inputs(work_dir, scene_ids, ALL_FEATURES):

@@ -2,38 +2,32 @@
 ground truth.
 
 1. build (once, then cached) the small sandbox world and start its stand-ins;
-2. ``darts inference prep-data sentinel2 --optical --aux`` for the demo's scenes
-   (tiles 08WNB and 08WPB, 2024), against the stand-ins;
-3. stop the stand-ins, then ``darts inference sentinel2-sequential --offline`` with the
-   packaged demo model (:data:`darts.demo.DEMO_MODEL`);
+2. discover and stage the demo's scenes (tiles 08WNB and 08WPB, July 2024) with their
+   ArcticDEM and TCVIS, against the stand-ins;
+3. stop the stand-ins, then run the packaged demo model
+   (:data:`darts.demo.DEMO_MODEL`) offline over the staged scenes;
 4. compare the detected polygons with the ground-truth slumps inside the processed
    scenes' valid-data extents (:func:`darts.processing.evaluate.match_polygons`).
 
-Steps 2 and 3 are the real commands, run in this process through ``run_command``
-(``darts.cli.main.main``), so what the demo shows is exactly what a user's commands
-do. Endpoints and data directories are passed as flags, which take precedence over
-environment variables: the user's own settings cannot redirect the demo.
+Steps 2 and 3 go through the public Python API (`darts.Workspace`), which is what the
+commands ``darts inference prep-data sentinel2 ... --optical --aux`` and
+``darts inference sentinel2-sequential ... --offline`` run too. The workspaces ignore
+the environment and take their endpoints from the sandbox's config file, so the user's
+own settings cannot redirect the demo.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from darts.demo import DEMO_MODEL, DEMO_QUARTERS, DEMO_TILES, DEMO_YEARS
-from darts.demo.data import (
-    RunCommand,
-    build_demo_world,
-    dir_flags,
-    prep_data_argv,
-    running_sandbox,
-    selection_flags,
-)
+from darts.demo.data import build_demo_world, demo_workspace, running_sandbox
+from darts.errors import DartsError
 from darts.pipelines.step_clock import StepClock
 from darts.processing.evaluate import MatchScores
+from darts.sources.scene_ids import write_scene_id_file
 
 Say = Callable[[str], None]
 
@@ -72,8 +66,9 @@ class DemoReport:
         return self.exit_code == 0
 
 
-def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) -> DemoReport:
-    """Run the demo; a failed step ends it with that step's exit code in the report."""
+def run_demo(request: DemoRequest, say: Say = print) -> DemoReport:
+    """Run the demo; a failed step ends it with its exit code in the report (2 for a
+    problem of the whole step, 1 when scenes or tiles failed)."""
 
     demo_dir = request.demo_dir.resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -84,42 +79,59 @@ def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) ->
         world = build_demo_world(request.sandbox_root, progress=lambda m: say(f"  {m}"))
     report = DemoReport(demo_dir=demo_dir, world=world.root, output_dir=demo_dir / "out")
     report.seconds = seconds
-    selection = selection_flags(
-        request.tiles,
-        request.years,
-        quarters=request.quarters,
-        max_cloud_cover=request.max_cloud_cover,
-        max_snow_cover=request.max_snow_cover,
-    )
     ids_file = demo_dir / "scene-ids.json"
-    shown = " ".join(selection)
+    config_file = demo_dir / "sandbox.toml"
+    shown = " ".join(_selection_flags(request))
+    source = request.raw_data_source
 
-    with clock("prep-data"), running_sandbox(world, demo_dir / "sandbox.toml") as config:
+    with clock("prep-data"), running_sandbox(world, config_file) as config:
         say("")
         say(
-            f"[1/3] staging: darts inference prep-data sentinel2 {shown} "
-            f"--raw-data-source {request.raw_data_source} --optical --aux"
+            f"[1/3] staging (= darts --config-file {config} inference prep-data sentinel2 "
+            f"--darts-dir {demo_dir} {shown} --raw-data-source {source} --optical --aux)"
         )
         say(f"      (endpoints from {config}: the sandbox's stand-ins on 127.0.0.1)")
-        code = run_command(
-            prep_data_argv(config, demo_dir, selection, ids_file, request.raw_data_source)
-        )
-    if code != 0:
-        return _failed(report, "prep-data", code)
-    report.scene_ids = list(json.loads(ids_file.read_text()))
+        try:
+            online = demo_workspace(demo_dir, config, source)
+            scenes = online.discover(
+                tile_ids=request.tiles,
+                years=request.years,
+                quarters=request.quarters,
+                max_cloud_cover=request.max_cloud_cover,
+                max_snow_cover=request.max_snow_cover,
+            )
+            if not scenes:
+                raise DartsError(f"no {source} scenes found for {shown}")
+            report.scene_ids = [str(scene["id"]) for scene in scenes]
+            write_scene_id_file(ids_file, report.scene_ids)
+            staged = online.stage(scenes)
+        except DartsError as error:
+            say(f"      {error}")
+            return _failed(report, "prep-data", error.exit_code)
+        for outcome in staged.outcomes:
+            say(f"      {outcome.scene_id}: {outcome.status}" + _error_note(outcome.error))
+        if staged.failed or staged.aux_failed:
+            return _failed(report, "prep-data", 1)
 
     say("")
     say(
-        f"[2/3] offline run: darts inference sentinel2-sequential {shown} "
-        f"--raw-data-source {request.raw_data_source} --offline "
-        f"--model-files {request.model_file}"
+        f"[2/3] offline run (= darts inference sentinel2-sequential --darts-dir {demo_dir} "
+        f"--scene-id-file {ids_file} --raw-data-source {source} --offline "
+        f"--model-files {request.model_file})"
     )
     say("      (the stand-ins are stopped: nothing but staged data is used)")
     with clock("inference"):
-        code = run_command(_offline_argv(request, demo_dir, selection, ids_file))
-    report.run_dir, report.counts = _latest_run(report.output_dir)
-    if code != 0:
-        return _failed(report, "inference", code)
+        try:
+            offline = demo_workspace(demo_dir, config_file, source, offline=True)
+            run = offline.run(report.scene_ids, [request.model_file], device="cpu", overwrite=True)
+        except DartsError as error:
+            say(f"      {error}")
+            return _failed(report, "inference", error.exit_code)
+    report.run_dir, report.counts = run.run_dir, run.counts()
+    for result in run.results:
+        say(f"      {result.scene_id}: {result.status}" + _error_note(result.error))
+    if run.failed:
+        return _failed(report, "inference", 1)
 
     with clock("evaluate"):
         say("")
@@ -128,29 +140,23 @@ def run_demo(request: DemoRequest, run_command: RunCommand, say: Say = print) ->
     return report
 
 
-def _offline_argv(
-    request: DemoRequest, demo_dir: Path, selection: Sequence[str], ids_file: Path
-) -> list[str]:
+def _selection_flags(request: DemoRequest) -> list[str]:
+    """The demo's selection as the command line's flags, for what the demo prints."""
+    flags = ["--tile-ids", *request.tiles]
+    for name, values in (("--years", request.years), ("--quarters", request.quarters)):
+        if values:
+            flags += [name, *(str(v) for v in values)]
     return [
-        # The sandbox config (endpoints only) replaces any DARTS_CONFIG_FILE of the user,
-        # whose storage settings could point the run elsewhere.
-        "--config-file",
-        str(demo_dir / "sandbox.toml"),
-        "inference",
-        "sentinel2-sequential",
-        *dir_flags(demo_dir),
-        *selection,
-        "--raw-data-source",
-        request.raw_data_source,
-        "--offline",
-        "--prep-data-scene-id-file",
-        str(ids_file),
-        "--model-files",
-        str(request.model_file),
-        "--device",
-        "cpu",
-        "--overwrite",
+        *flags,
+        "--max-cloud-cover",
+        f"{request.max_cloud_cover:g}",
+        "--max-snow-cover",
+        f"{request.max_snow_cover:g}",
     ]
+
+
+def _error_note(error: str | None) -> str:
+    return f" ({error.splitlines()[0]})" if error else ""
 
 
 def evaluate_outputs(output_dir: Path, scene_ids: Sequence[str], truth_file: Path) -> MatchScores:
@@ -215,18 +221,3 @@ def _failed(report: DemoReport, step: str, code: int) -> DemoReport:
     report.exit_code = code
     report.failed_step = step
     return report
-
-
-def _latest_run(output_dir: Path) -> tuple[Path | None, dict[str, int]]:
-    runs = output_dir / "runs"
-    if not runs.is_dir():
-        return None, {}
-    candidates = sorted(p for p in runs.iterdir() if p.is_dir())
-    if not candidates:
-        return None, {}
-    run_dir = max(candidates, key=lambda p: p.stat().st_mtime)
-    try:
-        counts: dict[str, Any] = json.loads((run_dir / "results.json").read_text())["counts"]
-    except (OSError, ValueError, KeyError):
-        counts = {}
-    return run_dir, {str(k): int(v) for k, v in counts.items()}
