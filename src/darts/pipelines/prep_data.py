@@ -11,7 +11,6 @@ because staging asks the store which bands are missing first.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from darts.sources.query import SceneFilters, SceneSelection
 from darts.sources.scene_docs import describe_query, discover_scenes, no_scenes_message
 from darts.sources.scene_ids import write_scene_id_file
 from darts.sources.scene_source import SceneSource
+from darts.store.atomic import atomic_write_text
 from darts.store.scenes import SceneStore
 
 # Bytes on disk per 10 m pixel of a stored band, measured with the store's encoding
@@ -280,9 +280,7 @@ def write_report(report: PrepDataReport, path: Path) -> Path:
     """Write the machine-readable report atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(report.to_json(), indent=2) + "\n")
     return path
 
 

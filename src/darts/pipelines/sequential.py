@@ -461,9 +461,9 @@ def _write_json(path: Path, document: Any) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from darts.store.atomic import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _now() -> str:

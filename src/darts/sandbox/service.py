@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ from darts.sandbox.servers.stac_api import (
     tcvis_stac_config,
 )
 from darts.sandbox.servers.static import range_file_app
+from darts.store.atomic import atomic_write_text
 
 ARCTICDEM_INDEX_PATH = "/elev/dem/setsm/ArcticDEM/indexes/ArcticDEM_Mosaic_Index_latest_gpqt.zip"
 SANDBOX_PROFILE = "darts-sandbox"
@@ -255,13 +255,6 @@ def _ini_text(parser: configparser.ConfigParser) -> str:
 
 
 def _write_atomically(path: Path, text: str, *, private: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if private:
-        # Owner-only from the start: a key file others can read is a leaked key
-        # (even a sandbox key should not teach otherwise).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-    else:
-        tmp.write_text(text)
-    os.replace(tmp, path)
+    # Owner-only from the start when private: a key file others can read is a leaked
+    # key (even a sandbox key should not teach otherwise).
+    atomic_write_text(path, text, fsync=False, private=private)

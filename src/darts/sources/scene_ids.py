@@ -10,15 +10,14 @@ message that names both (the reference accepted either and failed later, obscure
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from darts.errors import ConfigError
+from darts.store.atomic import atomic_write_text
 
 SOURCES = ("cdse", "gee", "cdse-mosaic")
 
@@ -166,28 +165,14 @@ def read_scene_id_file(
 
 
 def write_scene_id_file(path: Path | str, scene_ids: Iterable[str]) -> Path:
-    """Write ids as a JSON array, atomically: a crash leaves the old file or the new one.
-
-    The temporary file lives in the target folder so `os.replace` is a rename on one
-    file system (atomic), never a copy.
-    """
+    """Write ids as a JSON array, atomically: a crash leaves the old file or the new one."""
     path = Path(path)
     ids = list(scene_ids)
     bad = [i for i in ids if not isinstance(i, str)]
     if bad:
         raise TypeError(f"scene ids must be strings, got {bad!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(ids, indent=2) + "\n"
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(ids, indent=2) + "\n")
     return path
 
 

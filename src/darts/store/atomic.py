@@ -58,12 +58,16 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, fsync: bool = True, private: bool = False
+) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file,
-    never a mix; a crash leaves at most a hidden temp file (see :func:`is_temp_name`)."""
+    never a mix; a crash leaves at most a hidden temp file (see :func:`is_temp_name`).
+    ``private`` makes the file owner-only from its creation (keys, credentials)."""
     tmp = path.with_name(temp_name(path.name))
     try:
-        with open(tmp, "wb") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             if fsync:
@@ -74,6 +78,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
         raise
     if fsync:
         fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str, *, fsync: bool = True, private: bool = False) -> None:
+    """`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(Path(path), text.encode("utf-8"), fsync=fsync, private=private)
 
 
 def atomic_write_json(path: Path, document: Any, *, fsync: bool = True) -> None:
