@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from darts.net import CredentialsError, NetworkSettings, S3Settings
+from darts.net.credentials import resolve_credentials
 
 ENV_VARS = (
     "AWS_ACCESS_KEY_ID",
@@ -58,7 +59,7 @@ def test_repr_and_str_never_show_secrets() -> None:
     for text in (repr(s), str(s), f"{s}", repr([s])):
         assert "AKIDEXAMPLE123" not in text and "wJalrSECRETKEY" not in text
         assert "<set>" in text
-    creds = s.resolve_credentials()
+    creds = resolve_credentials(s)
     assert "wJalrSECRETKEY" not in repr(creds) and "AKIDEXAMPLE123" not in str(creds)
 
 
@@ -66,18 +67,18 @@ def test_explicit_beats_env_beats_default_profile(
     aws_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_credentials(aws_home / ".aws" / "credentials", {"default": ("FILEKEY", "FILESECRET")})
-    creds = S3Settings().resolve_credentials()
+    creds = resolve_credentials(S3Settings())
     assert (creds.access_key_id, creds.secret_access_key) == ("FILEKEY", "FILESECRET")
     assert "profile 'default'" in creds.source
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ENVKEY")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "ENVTOKEN")
-    creds = S3Settings().resolve_credentials()
+    creds = resolve_credentials(S3Settings())
     assert (creds.access_key_id, creds.session_token) == ("ENVKEY", "ENVTOKEN")
     assert creds.source == "environment variables"
 
-    creds = S3Settings(access_key_id="EXPKEY", secret_access_key="EXPSECRET").resolve_credentials()
+    creds = resolve_credentials(S3Settings(access_key_id="EXPKEY", secret_access_key="EXPSECRET"))
     assert (creds.access_key_id, creds.secret_access_key) == ("EXPKEY", "EXPSECRET")
 
 
@@ -90,7 +91,7 @@ def test_named_profile_from_shared_credentials_file(
     # An explicitly named profile wins over env keys (botocore / AWS CLI behaviour).
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ENVKEY")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ENVSECRET")
-    creds = S3Settings(profile="cdse").resolve_credentials()
+    creds = resolve_credentials(S3Settings(profile="cdse"))
     assert (creds.access_key_id, creds.secret_access_key) == ("CDSEKEY", "CDSESECRET")
     assert str(custom) in creds.source
 
@@ -100,12 +101,12 @@ def test_aws_profile_env_selects_default_profile(
 ) -> None:
     write_credentials(aws_home / ".aws" / "credentials", {"cdse": ("CDSEKEY", "CDSESECRET")})
     monkeypatch.setenv("AWS_PROFILE", "cdse")
-    assert S3Settings().resolve_credentials().access_key_id == "CDSEKEY"
+    assert resolve_credentials(S3Settings()).access_key_id == "CDSEKEY"
 
 
 def test_missing_credentials_say_how_to_provide_them(aws_home: Path) -> None:
     with pytest.raises(CredentialsError) as info:
-        S3Settings().resolve_credentials()
+        resolve_credentials(S3Settings())
     message = str(info.value)
     assert "AWS_ACCESS_KEY_ID" in message and "--aws-profile" in message
     assert "CDSE S3 key manager" in message
@@ -114,11 +115,11 @@ def test_missing_credentials_say_how_to_provide_them(aws_home: Path) -> None:
 def test_missing_named_profile(aws_home: Path) -> None:
     write_credentials(aws_home / ".aws" / "credentials", {"default": ("K", "SUPERSECRET")})
     with pytest.raises(CredentialsError, match="'cdse'") as info:
-        S3Settings(profile="cdse").resolve_credentials()
+        resolve_credentials(S3Settings(profile="cdse"))
     assert "SUPERSECRET" not in str(info.value)
 
 
 def test_half_a_key_pair_is_an_error(aws_home: Path) -> None:
     with pytest.raises(CredentialsError, match="both are needed") as info:
-        S3Settings(access_key_id="ONLYKEY").resolve_credentials()
+        resolve_credentials(S3Settings(access_key_id="ONLYKEY"))
     assert "ONLYKEY" not in str(info.value)

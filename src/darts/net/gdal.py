@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from darts.net.credentials import AwsCredentials, boto3_session
+from darts.net.credentials import AwsCredentials, boto3_session, resolve_credentials
 from darts.net.guard import NetworkGate, get_gate
 from darts.net.settings import NetworkSettings, S3Settings
 
@@ -65,7 +65,7 @@ def gdal_env(
         raise ValueError(f"S3 endpoint must be http(s)://host[:port], got {s3.endpoint_url!r}")
     if parts.path not in ("", "/"):
         raise ValueError(f"GDAL cannot use an S3 endpoint with a path: {s3.endpoint_url!r}")
-    creds = credentials or s3.resolve_credentials()
+    creds = credentials or resolve_credentials(s3)
     options = {
         "AWS_S3_ENDPOINT": parts.netloc,
         "AWS_HTTPS": "YES" if parts.scheme == "https" else "NO",
@@ -107,7 +107,7 @@ def remote_raster_env(
         gate.check(
             f"{s3.endpoint_url.rstrip('/')}/{quote(bucket_key)}", purpose, offline=net.offline
         )
-        creds = s3.resolve_credentials()
+        creds = resolve_credentials(s3)
         options: dict[str, Any] = gdal_env(s3, net, credentials=creds)
         # rasterio refuses AWS keys as plain options: they travel in its AWSSession,
         # which sets them (and the endpoint/region) for the scope of this Env only.

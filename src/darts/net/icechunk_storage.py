@@ -4,7 +4,7 @@ Icechunk talks to S3 through its own Rust client, which Python socket guards nev
 so an ``s3://`` location must pass the process gate *before* it is handed to Icechunk
 (see :mod:`darts.net.guard`). A local directory needs no gate.
 
-Credentials come from :meth:`S3Settings.resolve_credentials` only when a remote
+Credentials come from :func:`darts.net.credentials.resolve_credentials` only when a remote
 repository is actually opened, so offline runs and local cubes never need keys; the
 keys go straight into Icechunk and are never logged or put into messages.
 """
@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import icechunk
 
+from darts.net.credentials import resolve_credentials
 from darts.net.guard import get_gate
 from darts.net.settings import NetworkSettings, S3Settings
 
@@ -92,7 +93,7 @@ def icechunk_storage(
     endpoint = urlsplit(s3.endpoint_url)
     if endpoint.scheme not in ("http", "https") or not endpoint.netloc:
         raise ValueError(f"S3 endpoint must be http(s)://host[:port], got {s3.endpoint_url!r}")
-    creds = s3.resolve_credentials()
+    creds = resolve_credentials(s3)
     return icechunk.s3_storage(
         bucket=where.bucket,
         prefix=where.prefix,

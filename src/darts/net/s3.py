@@ -28,7 +28,12 @@ from botocore.config import Config
 
 from darts import __version__
 from darts.net.checksum import StreamingVerifier, parse_multihash
-from darts.net.credentials import HOW_TO_PROVIDE_KEYS, AwsCredentials, boto3_session
+from darts.net.credentials import (
+    HOW_TO_PROVIDE_KEYS,
+    AwsCredentials,
+    boto3_session,
+    resolve_credentials,
+)
 from darts.net.errors import CredentialsError, NetworkError, RemoteError, excerpt
 from darts.net.files import atomic_file
 from darts.net.guard import NetworkGate, get_gate
@@ -266,7 +271,7 @@ class S3Client:
         self.gate.check(self.url_for(loc), purpose, offline=self.net.offline)
         with self._lock:
             if self._boto is None:
-                self._credentials = self.s3.resolve_credentials()
+                self._credentials = resolve_credentials(self.s3)
                 self._boto = self._make_client(self._credentials)
             return self._boto
 

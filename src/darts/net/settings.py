@@ -8,10 +8,6 @@ services (CDSE S3); tests override them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from darts.net.credentials import AwsCredentials
 
 # (connect, read) in seconds, as `requests` understands it.
 Timeout = float | tuple[float, float]
@@ -74,9 +70,9 @@ def _split_timeout(timeout: Timeout) -> tuple[float, float]:
 class S3Settings:
     """Where the S3 endpoint is and which credentials to use.
 
-    Credentials are looked up by `resolve_credentials()` only when a request is about
-    to be made, so an offline run never needs keys. The defaults are CDSE's `eodata`
-    endpoint (path-style addressing, region "default").
+    Credentials are looked up (`darts.net.credentials.resolve_credentials`) only when a
+    request is about to be made, so an offline run never needs keys. The defaults are
+    CDSE's `eodata` endpoint (path-style addressing, region "default").
 
     `repr()` / `str()` never show the keys; `dataclasses.asdict()` would, so do not log
     the result of that.
@@ -90,15 +86,6 @@ class S3Settings:
     # The shared credentials file holding `profile`; None: botocore's own lookup
     # (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials).
     credentials_file: str | None = None
-
-    def resolve_credentials(self) -> AwsCredentials:
-        """Explicit keys, else a named profile, else AWS env vars, else the default profile.
-
-        Raises `CredentialsError` (saying how to provide keys) when none are found.
-        """
-        from darts.net.credentials import resolve_credentials
-
-        return resolve_credentials(self)
 
     def __repr__(self) -> str:
         return (
