@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+import threading
 
 from darts.cli.parser import CommandContext
 from darts.errors import ConfigError
+from darts.pipelines.events import Event, EventSink
 from darts.settings.pipeline import SavedSceneIds, Staging
 from darts.settings.processing import Terrain
 from darts.settings.resolve import Resolved
@@ -76,16 +76,15 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
     return 1 if failed else 0
 
 
-def with_notes(
-    on_event: Callable[[str, Mapping[str, Any]], None],
-) -> Callable[[str, Mapping[str, Any]], None]:
+def with_notes(on_event: EventSink) -> EventSink:
     """``on_event`` plus: a source's notes for the run (filters that do not apply, data
     caveats) printed once, on stderr, whatever the progress display does."""
+    from darts.pipelines.events import Note
 
-    def handle(kind: str, data: Mapping[str, Any]) -> None:
-        if kind == "note":
-            print(f"note: {data['text']}", file=sys.stderr)
-        on_event(kind, data)
+    def handle(event: Event) -> None:
+        if isinstance(event, Note):
+            print(f"note: {event.text}", file=sys.stderr)
+        on_event(event)
 
     return handle
 
@@ -198,23 +197,28 @@ class _ProgressBars:
         self.scenes = None
         self.bytes = None
         self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
 
-    def on_event(self, kind: str, data: Mapping[str, Any]) -> None:
+    def on_event(self, event: Event) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
-        if kind == "start":
-            self.scenes = tqdm(total=data["scenes"], unit="scene", desc="scenes", position=0)
+        from darts.pipelines.events import SceneStaged, StageProgress, StagingStarted
+
+        if isinstance(event, StagingStarted):
+            self.scenes = tqdm(total=event.scenes, unit="scene", desc="scenes", position=0)
             self.bytes = tqdm(
-                total=data["bytes"], unit="B", unit_scale=True, desc="download", position=1
+                total=event.bytes, unit="B", unit_scale=True, desc="download", position=1
             )
-        elif kind == "progress" and self.bytes is not None and data["event"] == "fetched":
-            scene = data["scene_id"]
-            done = int(data["bytes_done"])
-            self.bytes.update(done - self._last.get(scene, 0))
-            self._last[scene] = done
-        elif kind == "scene_done" and self.scenes is not None:
+        elif (
+            isinstance(event, StageProgress) and self.bytes is not None and event.event == "fetched"
+        ):
+            # Fetch threads report here: one lock keeps the bar's arithmetic whole.
+            with self._lock:
+                self.bytes.update(event.bytes_done - self._last.get(event.scene_id, 0))
+                self._last[event.scene_id] = event.bytes_done
+        elif isinstance(event, SceneStaged) and self.scenes is not None:
             self.scenes.update(1)
 
     def close(self) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from darts.cli.inference import _filters, _selection, _table, with_notes
 from darts.cli.parser import CommandContext
 from darts.errors import ConfigError
+from darts.pipelines.events import Event
 from darts.settings.processing import Models
 from darts.settings.resolve import Resolved
 
@@ -78,21 +78,23 @@ class _Progress:
         self.scenes = None
         self.batches = None
 
-    def on_event(self, kind: str, data: Mapping[str, Any]) -> None:
+    def on_event(self, event: Event) -> None:
         if not self.enabled:
             return
         from tqdm import tqdm
 
-        if kind == "start":
-            self.scenes = tqdm(total=data["scenes"], unit="scene", desc="scenes", position=0)
-        elif kind == "batch":
-            if self.batches is None or self.batches.total != data["total"]:
+        from darts.pipelines.events import BatchDone, RunStarted, SceneFinished
+
+        if isinstance(event, RunStarted):
+            self.scenes = tqdm(total=event.scenes, unit="scene", desc="scenes", position=0)
+        elif isinstance(event, BatchDone):
+            if self.batches is None or self.batches.total != event.total:
                 if self.batches is not None:
                     self.batches.close()
-                self.batches = tqdm(total=data["total"], unit="batch", desc="patches", position=1)
-            self.batches.n = data["done"]
+                self.batches = tqdm(total=event.total, unit="batch", desc="patches", position=1)
+            self.batches.n = event.done
             self.batches.refresh()
-        elif kind == "scene_done" and self.scenes is not None:
+        elif isinstance(event, SceneFinished) and self.scenes is not None:
             self.scenes.update(1)
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +20,11 @@ from typing import Any
 
 from darts.errors import ConfigError, DartsError
 from darts.net.http import HttpClient
+from darts.pipelines import events
+from darts.pipelines.events import EventSink
 from darts.pipelines.runtime import Runtime
 from darts.pipelines.scene_sources import open_scene_source
-from darts.pipelines.staging import StageProgress, stage_scene
+from darts.pipelines.staging import stage_scene
 from darts.sources.query import SceneFilters, SceneSelection
 from darts.sources.scene_docs import describe_query, discover_scenes, no_scenes_message
 from darts.sources.scene_ids import write_scene_id_file
@@ -101,14 +103,11 @@ class PrepDataReport:
         return data
 
 
-ProgressSink = Callable[[str, Mapping[str, Any]], None]
-
-
 def run_prep_data(
     request: PrepDataRequest,
     runtime: Runtime,
     *,
-    on_event: ProgressSink | None = None,
+    on_event: EventSink | None = None,
 ) -> PrepDataReport:
     """Discover, plan and stage. Raises `DartsError` for problems of the whole run
     (bad input, offline, credentials); per-scene failures land in the report."""
@@ -120,7 +119,7 @@ def stage_scenes(
     runtime: Runtime,
     scenes: Sequence[Mapping[str, Any]] | None,
     *,
-    on_event: ProgressSink | None = None,
+    on_event: EventSink | None = None,
 ) -> PrepDataReport:
     """Plan and stage ``scenes`` (scene documents a discovery returned), or, when None,
     the scenes ``request.selection`` finds. See `run_prep_data`."""
@@ -134,7 +133,7 @@ def stage_scenes(
             "prep-data --optical stages scenes into the raw-data store, but "
             "--no-raw-data-store keeps nothing on disk: drop one of the two"
         )
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or events.ignore
     report = PrepDataReport(
         started=_now(),
         query=describe_query(request.selection, request.filters),
@@ -146,7 +145,7 @@ def stage_scenes(
         report.source = source.name
         report.notes = source.notes(request.filters)
         for note in report.notes:
-            emit("note", {"text": note})
+            emit(events.Note(note))
         if scenes is None:
             items = discover_scenes(source, request.selection, request.filters)
         else:
@@ -154,7 +153,7 @@ def stage_scenes(
         if not items:
             raise DartsError(no_scenes_message(request.selection, request.filters, source))
         report.scene_ids = [item["id"] for item in items]
-        emit("discovered", {"count": len(items)})
+        emit(events.ScenesFound(len(items)))
         if request.scene_id_file_out is not None:
             write_scene_id_file(request.scene_id_file_out, report.scene_ids)
             report.scene_id_file = str(request.scene_id_file_out)
@@ -180,25 +179,14 @@ def _stage_optical(
     items: Sequence[Mapping[str, Any]],
     store: SceneStore,
     report: PrepDataReport,
-    emit: ProgressSink,
+    emit: EventSink,
 ) -> None:
     total_bytes = sum(p.download_bytes for p in report.plans)
-    emit("start", {"scenes": len(items), "bytes": total_bytes})
+    emit(events.StagingStarted(len(items), total_bytes))
     for item, plan in zip(items, report.plans, strict=True):
-        emit("scene", {"scene_id": plan.scene_id, "bytes": plan.download_bytes})
+        emit(events.SceneStarted(plan.scene_id, plan.download_bytes))
 
-        def progress(step: StageProgress) -> None:
-            emit(
-                "progress",
-                {
-                    "scene_id": step.scene_id,
-                    "event": step.event,
-                    "bytes_done": step.bytes_done,
-                    "band": step.band,
-                },
-            )
-
-        result = stage_scene(source, item, plan.bands, store, progress=progress)
+        result = stage_scene(source, item, plan.bands, store, progress=emit)
         outcome = SceneOutcome(
             scene_id=result.scene_id,
             status=result.status,
@@ -208,7 +196,7 @@ def _stage_optical(
             error=result.error,
         )
         report.outcomes.append(outcome)
-        emit("scene_done", asdict(outcome))
+        emit(events.SceneStaged(outcome))
 
 
 def _stage_aux(
@@ -216,7 +204,7 @@ def _stage_aux(
     runtime: Runtime,
     items: Sequence[Mapping[str, Any]],
     report: PrepDataReport,
-    emit: ProgressSink,
+    emit: EventSink,
 ) -> None:
     """Plan (and unless dry-run, fill) both cubes for the regions the run will read:
     MGRS tile footprints for a tile selection, else the discovered scenes' footprints
@@ -242,11 +230,11 @@ def _stage_aux(
             }
             for need in needs
         ]
-        emit("aux_plan", {"needs": report.aux_plan})
+        emit(events.AuxPlanned(report.aux_plan))
         if request.dry_run:
             return
         outcomes = cubes.stage(
-            needs, on_tile=lambda cube, tile: emit("aux_tile", {"cube": cube, "tile": tile})
+            needs, on_tile=lambda cube, tile: emit(events.AuxTileDone(cube, tile))
         )
         report.aux_outcomes = [outcome.to_json() for outcome in outcomes]
 

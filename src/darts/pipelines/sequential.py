@@ -15,7 +15,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +27,10 @@ import xarray as xr
 from darts import __version__
 from darts.errors import ConfigError, DartsError
 from darts.net.http import HttpClient
+from darts.pipelines import events
 from darts.pipelines.aux_data import AuxCubes
 from darts.pipelines.aux_regions import regions_for_scenes
+from darts.pipelines.events import EventSink
 from darts.pipelines.runtime import Runtime
 from darts.pipelines.scene_inputs import (
     TCVIS_FEATURES,
@@ -102,9 +104,6 @@ class RunReport:
         return counts
 
 
-EventSink = Callable[[str, Mapping[str, Any]], None]
-
-
 def run_sequential(
     request: InferenceRequest,
     runtime: Runtime,
@@ -115,7 +114,7 @@ def run_sequential(
     """Process every selected scene. Raises `DartsError` for problems of the whole run
     (bad selection, offline gaps, models that need bands no scene can provide);
     per-scene failures land in the report."""
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or events.ignore
     _bound_heap()
     if not models:
         raise ConfigError("no model given: pass one or more --model-files")
@@ -142,15 +141,15 @@ def run_sequential(
 
         source = open_scene_source(runtime, http)
         for note in source.notes(request.filters):
-            emit("note", {"text": note})
+            emit(events.Note(note))
         cubes = AuxCubes(runtime, http, resolution_m=request.arcticdem_resolution)
         items = _scene_items(request, runtime, source, store, cubes, needs_dem, needs_tcvis)
-        emit("start", {"scenes": len(items), "run_dir": str(run_dir)})
+        emit(events.RunStarted(len(items), str(run_dir)))
         for item in items:
             scene_id = str(item["id"])
             out_dir = scene_output_dir(request.output_dir, scene_id)
             result = SceneResult(scene_id, "failed", output_dir=str(out_dir))
-            emit("scene", {"scene_id": scene_id})
+            emit(events.SceneStarted(scene_id))
             if is_complete(out_dir) and not request.overwrite:
                 result.status = "skipped"
             else:
@@ -167,7 +166,7 @@ def run_sequential(
             _release_free_memory()
             report.results.append(result)
             _write_results(report)
-            emit("scene_done", asdict(result))
+            emit(events.SceneFinished(result))
     return report
 
 
@@ -246,9 +245,7 @@ def _process_scene(
             read_patch=lambda window, names: feature_window(inputs, window, names, params),
             valid=lambda window: valid_window(inputs, window, quality_level),
             params=request.patch,
-            on_batch=lambda done, total: emit(
-                "batch", {"scene_id": item["id"], "done": done, "total": total}
-            ),
+            on_batch=lambda done, total: emit(events.BatchDone(str(item["id"]), done, total)),
         )
     result.patches = prediction.n_patches
     result.patches_skipped = prediction.n_skipped
