@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import resource
 import shutil
 import statistics
@@ -62,14 +61,12 @@ import numcodecs
 import numpy as np
 import xarray as xr
 import zarr
+from bench_common import pick_item, world_layout
 from zarr.storage import LocalStore
 
 from darts.net import NetworkSettings, S3Client, S3Settings
 from darts.pipelines.staging import stage_scene
-from darts.sandbox.layout import WorldLayout
 from darts.sandbox.service import Sandbox
-from darts.sandbox.testing import sandbox_cache_root
-from darts.sandbox.world import build_world
 from darts.sources.cdse_bands import resolve_bands
 from darts.sources.cdse_source import CdseSource
 from darts.store.encoding import BandEncoding
@@ -77,8 +74,6 @@ from darts.store.manifest import check_manifest
 from darts.store.record import ArrayRecord
 from darts.store.scenes import SceneStore
 
-# The main tile of both worlds (see darts.sandbox.world.spec).
-MAIN_TILE = "T08WNB"
 # The reference implementation's encoding: the same codec as ours, 4096² chunks.
 REFERENCE_ENCODING = BandEncoding(chunk=4096, blocksize=0)  # Blosc picks its block size
 # The machine has 2 cores: more decode threads than that only adds switching.
@@ -287,21 +282,6 @@ def fast_open(
 
 
 # -- the scene -------------------------------------------------------------------------
-
-
-def world_layout(name: str) -> WorldLayout:
-    root = sandbox_cache_root()
-    print(f"world {name!r} under {root} (built on first use; 'full' takes minutes)", flush=True)
-    return build_world(root, name, seed=0, progress=lambda m: print("  build:", m, flush=True))
-
-
-def pick_item(layout: WorldLayout, scene: str | None) -> dict[str, Any]:
-    folder = layout.cdse_items / "sentinel-2-l2a"
-    if scene:
-        return dict(json.loads((folder / f"{scene}.json").read_text()))
-    # The clearest scene of the main tile: the most valid pixels, the fewest empty chunks.
-    candidates = [json.loads(p.read_text()) for p in sorted(folder.glob(f"*_{MAIN_TILE}_*.json"))]
-    return dict(min(candidates, key=lambda item: item["properties"]["eo:cloud_cover"]))
 
 
 def s3_client(sandbox: Sandbox) -> S3Client:

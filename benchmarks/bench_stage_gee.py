@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_stage_scene import MAIN_TILE, Timing, settle, timed, world_layout, write_plain
+from bench_common import MAIN_TILE, world_layout
+from bench_stage_scene import Timing, settle, timed, write_plain
 
 from darts.net import HttpClient, NetworkSettings
 from darts.pipelines.staging import stage_scene

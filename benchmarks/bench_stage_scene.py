@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import shutil
 import statistics
 import sys
@@ -50,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from bench_common import pick_item, world_layout
 from zarr.storage import LocalStore
 
 from darts.net import NetworkSettings, S3Client, S3Settings
@@ -57,15 +57,11 @@ from darts.pipelines.staging import stage_scene
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
-from darts.sandbox.world import build_world
 from darts.sources.cdse_bands import resolve_bands
 from darts.sources.cdse_source import CdseSource
 from darts.sources.decode import decode_band, decode_jp2, scene_grid
 from darts.store.encoding import DEFAULT_ENCODING
 from darts.store.scenes import SceneStore
-
-# The main tile of both worlds (see darts.sandbox.world.spec).
-MAIN_TILE = "T08WNB"
 
 
 @dataclass(frozen=True)
@@ -108,28 +104,6 @@ def settle() -> None:
     # Free the previous run's buffers before timing the next one.
     gc.collect()
     time.sleep(0.2)
-
-
-def world_layout(name: str, folder: Path | None) -> WorldLayout:
-    if folder is not None:
-        layout = WorldLayout(folder)
-        if not layout.is_built():
-            raise SystemExit(f"no built world at {folder}")
-        return layout
-    from darts.sandbox.testing import sandbox_cache_root  # the tests' world cache
-
-    root = sandbox_cache_root()
-    print(f"world {name!r} under {root} (built on first use; 'full' takes minutes)")
-    return build_world(root, name, seed=0, progress=lambda m: print("  build:", m))
-
-
-def pick_item(layout: WorldLayout, scene: str | None) -> dict[str, Any]:
-    folder = layout.cdse_items / "sentinel-2-l2a"
-    if scene:
-        return json.loads((folder / f"{scene}.json").read_text())
-    # The clearest scene of the main tile: the most valid pixels to decode and write.
-    candidates = [json.loads(p.read_text()) for p in sorted(folder.glob(f"*_{MAIN_TILE}_*.json"))]
-    return min(candidates, key=lambda item: item["properties"]["eo:cloud_cover"])
 
 
 def s3_client(sandbox: Sandbox) -> S3Client:
