@@ -91,6 +91,10 @@ _ENCODE_STRIP = 2**20
 # float32 arithmetic (see CubeVariable.encode).
 _FLOAT32_EXACT = float(2**21)
 
+# Arrays of a cube's CF georeferencing (darts.store.datacube_schema), beside its
+# variables: no variable may take their names.
+RESERVED_NAMES = ("x", "y", "spatial_ref")
+
 BloscCodecName = Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"]
 BloscShuffleName = Literal["auto", "shuffle", "bitshuffle", "noshuffle"]
 
@@ -140,6 +144,12 @@ class CubeSpec:
         block = self.compression.block
         if block is not None and self.chunk % block:
             raise ValueError(f"the chunk edge {self.chunk} is not a multiple of the block {block}")
+        taken = sorted({v.name for v in self.variables} & set(RESERVED_NAMES))
+        if taken:
+            raise ValueError(
+                f"variable name(s) {', '.join(taken)} are taken by the cube's CF "
+                "coordinates; choose others"
+            )
 
     def variable(self, name: str) -> CubeVariable:
         for variable in self.variables:

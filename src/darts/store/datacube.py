@@ -20,6 +20,12 @@ Writers and commits:
   from scratch on a fresh session (bounded retries).
 - Either way, each commit is verified on a freshly opened repository: the tile's record
   must be on the branch tip, else the write is retried and finally reported.
+
+CF georeferencing (``x``/``y`` coordinates, ``spatial_ref``; see
+:mod:`darts.store.datacube_schema`) is written with the cube. A cube of an earlier
+darts version lacks it and is read as it is (DARTS never reads it); its next tile
+write adds it in the same commit, under the same lock, or
+:meth:`Datacube.add_georeferencing` does so on its own.
 """
 
 from __future__ import annotations
@@ -70,7 +76,13 @@ from darts.store.datacube_records import (
     normalise_source,
     records_path,
 )
-from darts.store.datacube_schema import create_cube_group, spec_differences, stored_spec
+from darts.store.datacube_schema import (
+    add_georeferencing,
+    create_cube_group,
+    georeferencing_keys,
+    spec_differences,
+    stored_spec,
+)
 from darts.store.locks import hold_lock
 
 if TYPE_CHECKING:
@@ -402,6 +414,12 @@ class Datacube:
                 cube = zarr.open_group(session.store, path=self.group, mode="r+")
                 if if_missing and (existing := self._record_in(session.store, tile_id)):
                     return existing
+                message = f"darts: tile {tile_id} ({fetch.status})"
+                if not self._georeferenced(session.store):
+                    # A cube of an earlier darts version: it gets its coordinates now,
+                    # once, in the tile's commit (so under the same lock).
+                    add_georeferencing(cube, self.spec)
+                    message += " + CF georeferencing"
                 if fetch.status == "filled":
                     copy_tile(cube, buffer, self.spec)
                 tiles = cube.require_group(TILES_GROUP)
@@ -410,7 +428,7 @@ class Datacube:
                     _before_commit(tile_id)
                 try:
                     session.commit(
-                        f"darts: tile {tile_id} ({fetch.status})",
+                        message,
                         metadata={"tile_id": tile_id, "group": self.group},
                         # Rebase onto concurrent S3 commits only when they touched
                         # nothing of ours (else the whole write is redone below).
@@ -430,6 +448,49 @@ class Datacube:
             "commits were lost). Run again; if it persists, check that no other program "
             "writes this repository"
         )
+
+    @_translating("add georeferencing to")
+    def add_georeferencing(self) -> bool:
+        """Add the CF georeferencing (``x``/``y``, ``spatial_ref``, CF attributes) to a
+        cube made by an earlier darts version, in a commit of its own; its pixels and
+        records stay as they are. False if the cube has it already (nothing written).
+
+        Only needed for a cube that gets no more tiles: the next tile write adds it
+        anyway."""
+        what = self.description
+        for attempt in range(1, _MAX_COMMIT_ATTEMPTS + 1):
+            self._check_remote(f"add georeferencing to the {what}")
+            with cube_lock(self._lock_path, self._lock_timeout_s, what):
+                session = self._repo.writable_session(BRANCH)
+                if self._georeferenced(session.store):
+                    return False
+                add_georeferencing(
+                    zarr.open_group(session.store, path=self.group, mode="r+"), self.spec
+                )
+                try:
+                    session.commit(
+                        "darts: add CF georeferencing",
+                        rebase_with=icechunk.ConflictDetector() if self.is_remote else None,
+                    )
+                except (icechunk.ConflictError, icechunk.RebaseFailedError):
+                    conflicted = True
+                else:
+                    conflicted = False
+            if conflicted:
+                _conflict_pause(attempt)
+                continue
+            fresh = icechunk.Repository.open(self._storage, self._config)
+            if self._georeferenced(fresh.readonly_session(branch=BRANCH).store):
+                return True
+        raise CubeCommitError(
+            f"could not add the georeferencing to the {what}: concurrent writers kept "
+            "conflicting, or commits were lost. Run again"
+        )
+
+    def _georeferenced(self, store: icechunk.IcechunkStore) -> bool:
+        """Whether the cube in ``store``'s snapshot has its CF georeferencing (all of
+        it or none: it is added in one commit)."""
+        return all(sync(_exist(store, georeferencing_keys(self.group))))
 
     def _committed(self, record: TileRecord) -> bool:
         """Whether ``record`` is on the branch tip, seen by a freshly opened repository

@@ -215,3 +215,29 @@ def _item_crs(item: Mapping[str, Any]) -> str | None:
 def _code_of(crs: CRS) -> str | None:
     authority = crs.to_authority()
     return f"{authority[0]}:{authority[1]}" if authority else None
+
+
+def axis_attributes(dim: str, crs: CRS) -> dict[str, Any]:
+    """CF attributes of the ``x`` or ``y`` coordinate array (pixel centres) in ``crs``:
+    longitude/latitude in degrees for a geographic CRS, else projection coordinates in
+    the CRS's unit."""
+    if crs.is_geographic:
+        name = "longitude" if dim == "x" else "latitude"
+        return {
+            "standard_name": name,
+            "long_name": f"{name} (pixel centre)",
+            "units": "degrees_east" if dim == "x" else "degrees_north",
+            "axis": dim.upper(),
+        }
+    unit = crs.axis_info[0].unit_name if crs.axis_info else "metre"
+    return {
+        "standard_name": f"projection_{dim}_coordinate",
+        "long_name": f"{dim} coordinate of projection (pixel centre)",
+        "units": unit,
+        "axis": dim.upper(),
+    }
+
+
+def crs_code(crs: CRS) -> str | None:
+    """The ``AUTHORITY:CODE`` of ``crs`` ("EPSG:3413"), or None for a custom CRS."""
+    return _code_of(crs)
