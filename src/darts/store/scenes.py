@@ -45,6 +45,7 @@ from pyproj import CRS
 from darts.store.arrays import ArraySpec, write_staged_array
 from darts.store.atomic import fsync_dir, is_temp_name
 from darts.store.attrs import band_attributes, fill_value_for, to_json_value
+from darts.store.band_reader import read_bands
 from darts.store.encoding import DEFAULT_ENCODING, BandEncoding
 from darts.store.errors import (
     DamagedSceneError,
@@ -303,7 +304,17 @@ class SceneStore:
         except (KeyError, OSError, ValueError) as error:
             raise DamagedSceneError(scene_id, [f"zarr metadata unreadable: {error}"]) from None
         selected.attrs = dict(dataset.attrs)
-        return selected.load() if load else selected
+        if not load:
+            return selected
+        # Whole bands: read the chunk files the record lists directly (about twice as
+        # fast as through zarr); other layouts go through zarr.
+        arrays = read_bands(scene_dir, {name: record.bands[name] for name in requested})
+        if arrays is None:
+            return selected.load()
+        loaded = selected.copy(data={name: arrays[name] for name in requested})
+        for name in requested:
+            loaded[name].encoding = dict(selected[name].encoding)
+        return loaded
 
     # -- checking and repairing ---------------------------------------------------------
 
