@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install into .venv/ first if needed.
-.PHONY: demo test lint bootstrap
+.PHONY: demo test lint bootstrap test-py312 test-py313
 
 bootstrap:
 	@scripts/bootstrap
@@ -12,3 +12,8 @@ test: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+# CI's checks on newer Pythons: a fresh venv each, base install + [sandbox], the store,
+# cube and prep-data tests (scripts/test-python).
+test-py312 test-py313:
+	scripts/test-python $(subst test-py3,3.,$@)

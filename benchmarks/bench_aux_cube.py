@@ -264,8 +264,12 @@ def blosc_for(compression: CubeCompression, dtype: np.dtype[Any]) -> numcodecs.B
     from darts.store.datacube_schema import blosc_codec
 
     codec = blosc_codec(compression, dtype)
-    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[str(codec.shuffle.value)]
-    return numcodecs.Blosc(str(codec.cname.value), int(codec.clevel), shuffle, 0)
+    # zarr < 3.2 holds these settings as enums, later versions as plain strings.
+    shuffle_name = str(getattr(codec.shuffle, "value", codec.shuffle))
+    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[shuffle_name]
+    return numcodecs.Blosc(
+        str(getattr(codec.cname, "value", codec.cname)), int(codec.clevel), shuffle, 0
+    )
 
 
 # -- the world and its scene --------------------------------------------------------------

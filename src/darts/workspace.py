@@ -221,6 +221,9 @@ class Workspace:
         (``patch_size``, ``binarization_threshold``, ``export``, ``overwrite`` …).
         Failed scenes are in ``report.failed``; offline, everything missing is listed
         in one error before any work starts."""
+        from darts.compat import require_extras
+
+        require_extras("inference", what="Workspace.run")
         from darts.pipelines.requests import inference_request
         from darts.pipelines.sequential import run_sequential
         from darts.processing.devices import resolve_device
