@@ -67,23 +67,11 @@ SEQUENTIAL = CommandSpec(
 SANDBOX_BUILD = CommandSpec(("sandbox", "build"), (DefaultDirs, SandboxOptions))
 SANDBOX_SERVE = CommandSpec(("sandbox", "serve"), (DefaultDirs, SandboxOptions))
 SANDBOX_SELFTEST = CommandSpec(("sandbox", "selftest"), (DefaultDirs, SandboxOptions))
-# The Python API: everything its steps use; the selection is per call.
+# The Python API: what the sequential run uses, less the selection (given per call),
+# plus what staging uses.
 API = CommandSpec(
     ("api",),
-    (
-        Filters,
-        Staging,
-        SavedSceneIds,
-        Storage,
-        Terrain,
-        Models,
-        Postprocess,
-        Export,
-        Connectivity,
-        DefaultDirs,
-        Endpoints,
-        Network,
-    ),
+    (Staging, *(section for section in SEQUENTIAL.sections if section is not Selection)),
 )
 
 ALL_SPECS: tuple[CommandSpec, ...] = (
