@@ -189,17 +189,20 @@ class Workspace:
         from darts.net.http import HttpClient
         from darts.pipelines.aux_data import AuxCubes
         from darts.pipelines.aux_regions import item_year, regions_for_scenes
+        from darts.pipelines.scene_sources import open_scene_source
         from darts.processing.reproject import reproject_dem, reproject_tcvis
         from darts.settings.processing import Terrain
         from darts.settings.sections import Storage
 
         document = self._document(scene)
-        grid = self.open_scene(document, reflectance=False).pipe(_grid)
         region = regions_for_scenes([document])[0]
         buffer_m = self.settings.get(Terrain).aux_buffer_m
         resolution = self.settings.get(Storage).arcticdem_resolution
         fetch = not self.offline
         with HttpClient(self.runtime.net) as http:
+            # The scene's grid is in its document: no band needs reading for it.
+            source = open_scene_source(self.runtime, http)
+            grid = source.describe(document, source.band_keys(None, document)).grid
             cubes = AuxCubes(self.runtime, http, resolution_m=resolution)
             dem = reproject_dem(cubes.load_dem(region, buffer_m, fetch=fetch), grid)
             tcvis = reproject_tcvis(
@@ -346,12 +349,6 @@ class Workspace:
         # Offline id checks need no client; the source is built and used without one.
         with HttpClient(self.runtime.net) as http:
             return open_scene_source(self.runtime, http)
-
-
-def _grid(dataset: xr.Dataset) -> Any:
-    from darts.processing.reproject import scene_grid
-
-    return scene_grid(dataset)
 
 
 def _selection(

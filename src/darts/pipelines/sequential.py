@@ -55,9 +55,6 @@ from darts.processing.postprocess import PostprocessParams, postprocess
 from darts.sources.query import SceneFilters, SceneSelection
 from darts.sources.scene_source import OPTICAL_KEYS, SceneSource
 
-# Bands every run stages: the four 10 m bands the models' optical inputs come from.
-OPTICAL_BANDS = OPTICAL_KEYS
-
 
 @dataclass(frozen=True)
 class InferenceRequest:
@@ -197,7 +194,7 @@ def _scene_items(
     if selection.needs_search and request.saved_scene_id_file is not None:
         selection = SceneSelection(scene_id_file=request.saved_scene_id_file)
     scene_ids = source.offline_ids(selection)
-    readiness = optical_readiness(store, scene_ids, [*OPTICAL_BANDS, source.quality_band])
+    readiness = optical_readiness(store, scene_ids, [*OPTICAL_KEYS, source.quality_band])
     items = [store.item(s) for s in scene_ids]
     known = [dict(item) for item in items if item is not None]
     if needs_dem or needs_tcvis:

@@ -55,9 +55,7 @@ class _BandPlan:
     absent: tuple[tuple[slice, slice], ...]
 
 
-def read_bands(
-    scene_dir: Path, records: Mapping[str, ArrayRecord]
-) -> dict[str, np.ndarray] | None:
+def read_bands(scene_dir: Path, records: Mapping[str, ArrayRecord]) -> dict[str, np.ndarray] | None:
     """Every band of ``records`` as a numpy array, or None when any of them is not in
     the layout this reader handles (the caller then reads through zarr)."""
     plans = {}

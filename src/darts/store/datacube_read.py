@@ -368,10 +368,11 @@ def _layout(array: zarr.Array, divisor: int | None = None) -> _Layout | None:
     metadata = array.metadata
     if metadata.zarr_format != 3 or len(array.shape) != 2:
         return None
-    try:  # the stored objects' shape: shards, or whole chunks
-        stored = array.shards or array.chunks
-    except NotImplementedError:  # not a regular chunk grid (zarr >= 3.2 has others)
+    # Only a regular chunk grid has one stored-object shape (zarr >= 3.2 knows others);
+    # the grid's name is part of the array's public metadata document.
+    if (metadata.to_dict().get("chunk_grid") or {}).get("name") != "regular":
         return None
+    stored = array.shards or array.chunks  # the stored objects: shards, or whole chunks
     dtype = np.dtype(array.dtype)
     chunk = (int(stored[0]), int(stored[1]))
     codecs = metadata.codecs
