@@ -37,12 +37,18 @@ reference layout (3600² chunks, Blosc zstd 9 = zstd 22) is ``--candidates
     shown: a stricter floor that decodes, like the cube's reader, only the Blosc blocks
     holding the rows needed of each chunk (the issue's floor decodes whole chunks),
     and zarr's own slicing of the same window (what ``Datacube.read`` did before
-    ``darts.store.datacube_read``);
+    ``darts.store.datacube.read``);
   - *fresh*: a new process (imports done, untimed): ``Datacube.open`` + the first
     ``load``; floor: the same chunk files read and decoded in a new process;
   - *dem only*: the warm read the pipeline makes (``AuxCubes.load_dem`` reads the
     heights alone: they are NaN wherever the data mask is 0), against the same floor
-    restricted to the ``dem`` chunks.
+    restricted to the ``dem`` chunks;
+  - *checksum overhead*: the warm load with the reader's CRC-32C check of each frame
+    replaced by dropping its 4 bytes (same cube, same bytes read, interleaved with the
+    checked load); the ratio checked / unchecked is what the check costs (issue 15:
+    at most 5 %). Wall times of a loaded machine swing more than that, so the CPU
+    seconds of the checks themselves are also measured, as a share of the load's CPU
+    seconds. The floors read the Blosc frames without their checksums.
 
   Targets (warm): 10 km ≤ 0.1 s, scene ≤ 0.35 s, each ≤ 1.5× its floor.
 
@@ -73,8 +79,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,8 +92,8 @@ import numpy as np
 if TYPE_CHECKING:
     from darts.grid.cube import Window
     from darts.sources.arcticdem import ArcticDemSource
-    from darts.store.cube_spec import CubeCompression, CubeSpec
     from darts.store.datacube import Datacube
+    from darts.store.datacube.spec import CubeCompression, CubeSpec
 
 RESOLUTION_M = 10
 MAIN_TILE = "T08WNB"  # the main tile of both worlds
@@ -95,6 +102,10 @@ THREADS = 2  # the machine has 2 cores
 # mask is 0, so ``AuxCubes.load_dem`` leaves the mask out), and its floor.
 DEM_ONLY_LOAD = "  warm load, dem only"
 DEM_ONLY_FLOOR = f"  floor warm dem only, {THREADS} threads"
+# The warm load without the CRC-32C check (its 4 bytes dropped unchecked), and the most
+# the check may add (issue 15).
+UNCHECKED_LOAD = "  warm load, CRC-32C not checked"
+CHECKSUM_TARGET = 1.05
 # A stricter floor than the issue's (whole chunks decoded): only the Blosc blocks
 # holding the rows needed, as the cube's reader decodes them.
 ROWS_FLOOR = f"  floor warm, {THREADS} threads, needed rows only"
@@ -161,6 +172,33 @@ def ratio(a: Timing, b: Timing) -> str:
     return f"{a.median / b.median:.2f}× (medians), {a.min / b.min:.2f}× (minima)"
 
 
+def paired_ratio(a: Timing, b: Timing) -> str:
+    """a / b as ratio of medians and minima, and as the median of the per-run ratios
+    (a and b of one run ran moments apart: that cancels the neighbours' slow phases)."""
+    paired = statistics.median(x / y for x, y in zip(a.wall, b.wall, strict=True))
+    return f"{ratio(a, b)}, {paired:.3f}× (median of paired runs)"
+
+
+@contextmanager
+def checksum_unchecked() -> Iterator[None]:
+    """The cube's reader with its CRC-32C check replaced by dropping the 4 bytes: what
+    the same read costs without the check (the benchmark reads one thing at a time)."""
+    from darts.store.checksum import CRC_BYTES
+    from darts.store.datacube import read as datacube_read
+
+    checked = datacube_read.payload
+    datacube_read.payload = lambda chunk: chunk[:-CRC_BYTES]
+    try:
+        yield
+    finally:
+        datacube_read.payload = checked
+
+
+def unchecked_load(cube: Datacube, bounds: Any, source: ArcticDemSource) -> object:
+    with checksum_unchecked():
+        return cube.load(bounds, source=source, fetch=False)
+
+
 # -- candidates --------------------------------------------------------------------------
 
 
@@ -223,7 +261,7 @@ class Candidate:
 
     def compression(self) -> CubeCompression:
         from darts.sources.arcticdem import arcticdem_spec
-        from darts.store.cube_spec import CubeCompression
+        from darts.store.datacube.spec import CubeCompression
 
         if self.codec not in ("zstd", "lz4", "lz4hc", "blosclz", "zlib"):
             raise argparse.ArgumentTypeError(f"unknown Blosc codec {self.codec!r}")
@@ -261,7 +299,7 @@ def offline_source(spec: CubeSpec) -> ArcticDemSource:
 
 def blosc_for(compression: CubeCompression, dtype: np.dtype[Any]) -> numcodecs.Blosc:
     """numcodecs' Blosc with the settings zarr's BloscCodec gets from the cube."""
-    from darts.store.datacube_schema import blosc_codec
+    from darts.store.datacube.schema import blosc_codec
 
     codec = blosc_codec(compression, dtype)
     # zarr < 3.2 holds these settings as enums, later versions as plain strings.
@@ -414,10 +452,11 @@ def read_plan(cube: Datacube, window: Window, files: ChunkFiles) -> ReadPlan:
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
-    from darts.store.datacube import BRANCH
+    from darts.store.datacube.cube import BRANCH
 
     store = cube._repo.readonly_session(branch=BRANCH).store
     prototype = default_buffer_prototype()
+    checked = _checksummed(store, cube)
     chunk = cube.spec.chunk
     frame = cube.spec.compression.block or chunk
     blocks = chunk // frame
@@ -448,11 +487,32 @@ def read_plan(cube: Datacube, window: Window, files: ChunkFiles) -> ReadPlan:
                         continue
                 f = needed.relative_to(block)
                 sel = (f.row0, f.row1, f.col0, f.col1)
+                if variable.name in checked:  # the floor reads the Blosc frame alone
+                    length -= 4
                 pieces.append(
                     Piece(variable.name, str(path or ""), inline, offset, length, sel, out)
                 )
     variables = {v.name: (v.dtype, v.fill_value, v.scale) for v in cube.spec.variables}
     return ReadPlan(window.shape, frame, variables, tuple(pieces), tuple(absent))
+
+
+def _checksummed(store: Any, cube: Datacube) -> set[str]:
+    """The variables whose frames (whole chunks, or blocks of shards) end with a
+    CRC-32C."""
+    import zarr
+    from zarr.codecs import Crc32cCodec, ShardingCodec
+
+    group = zarr.open_group(store, path=cube.group, mode="r")
+    found = set()
+    for variable in cube.spec.variables:
+        array = group[variable.name]
+        assert isinstance(array, zarr.Array)
+        codecs = array.metadata.codecs
+        if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+            codecs = codecs[0].codecs
+        if isinstance(codecs[-1], Crc32cCodec):
+            found.add(variable.name)
+    return found
 
 
 _DECODER = numcodecs.Blosc()  # the Blosc frame header says everything decoding needs
@@ -799,7 +859,7 @@ def cube_sizes(cube: Datacube, tiles: list[str], source: ArcticDemSource) -> Siz
     import zarr
     from zarr.core.sync import sync
 
-    from darts.store.datacube import BRANCH
+    from darts.store.datacube.cube import BRANCH
 
     store = cube._repo.readonly_session(branch=BRANCH).store
     group = zarr.open_group(store, path=cube.group, mode="r")
@@ -838,6 +898,8 @@ class ReadTimings:
     window: Window
     plan: ReadPlan
     timings: dict[str, Timing] = field(default_factory=dict)
+    # The warm load's CRC-32C checks: CPU seconds and share of the load's CPU (medians).
+    checksum_cpu: tuple[float, float] = (float("nan"), float("nan"))
 
     def t(self, name: str) -> Timing:
         return self.timings.setdefault(name, Timing())
@@ -862,7 +924,7 @@ def zarr_only(cube: Datacube, window: Window) -> list[np.ndarray]:
     """zarr's own slicing (no records, no xarray): what ``read`` did before."""
     import zarr
 
-    from darts.store.datacube import BRANCH
+    from darts.store.datacube.cube import BRANCH
 
     session = cube._repo.readonly_session(branch=BRANCH)
     group = zarr.open_group(session.store, path=cube.group, mode="r")
@@ -934,6 +996,8 @@ def measure_reads(
                      lambda b=bounds: cube.load(b, source=source, fetch=False, variables=["dem"])),
                     (subject.t(DEM_ONLY_FLOOR),
                      lambda p=subject.dem_plan: floor_read(p, pool)),
+                    (subject.t(UNCHECKED_LOAD),
+                     lambda b=bounds: unchecked_load(cube, b, source)),
                 ]  # fmt: skip
             if run < runs:
                 shift = run % len(warm)
@@ -965,6 +1029,15 @@ def measure_reads(
                 ),
                 flush=True,
             )
+    from bench_common import checksum_share
+
+    from darts.store.datacube import read as datacube_read
+
+    for subject in subjects.values():
+        bounds = spec.grid.bounds_of(subject.window)
+        subject.checksum_cpu = checksum_share(
+            [datacube_read], lambda b=bounds: cube.load(b, source=source, fetch=False), runs
+        )
     return subjects
 
 
@@ -1025,6 +1098,15 @@ def report_candidate(outcome: Outcome) -> None:
             f"{dem_load.median:.3f} s median; / floor: {ratio(dem_load, dem_floor)}"
         )
         print(
+            f"    checksum overhead (warm load / warm load without the CRC-32C check): "
+            f"{paired_ratio(warm, r.t(UNCHECKED_LOAD))}; target <= {CHECKSUM_TARGET}"
+        )
+        seconds, share = r.checksum_cpu
+        print(
+            f"    CRC-32C checks of one warm load: {seconds * 1000:.1f} ms CPU, {share:.1%} of "
+            f"the load's CPU (median; target <= {CHECKSUM_TARGET - 1:.0%})"
+        )
+        print(
             f"    warm vs target: {warm.min:.3f} s min, {warm.median:.3f} s median; target "
             f"<= {TARGETS_S[name]} s (reference {REFERENCE_WARM_S[name]} s)"
         )
@@ -1038,10 +1120,10 @@ def summary_table(outcomes: list[Outcome]) -> None:
     )
     header = (
         "| layout | fill s/tile (floor, ×) | compress s per 10,000 km² | MB per 10,000 km² "
-        "| 10 km warm | 10 km fresh | scene warm | scene fresh |"
+        "| 10 km warm | 10 km fresh | scene warm | scene fresh | CRC-32C check, scene warm |"
     )
     print(header)
-    print("|---" * 8 + "|")
+    print("|---" * 9 + "|")
     for o in outcomes:
         c = o.candidate
         if o.fill is not None and o.floor is not None:
@@ -1063,11 +1145,20 @@ def summary_table(outcomes: list[Outcome]) -> None:
                     f"{t.min:.3f}/{t.median:.3f} ({f.min:.3f}/{f.median:.3f}, "
                     f"{t.median / f.median:.2f}×)"
                 )
+        scene = o.reads["scene"]
+        warm, unchecked = scene.t("warm load"), scene.t(UNCHECKED_LOAD)
+        paired = statistics.median(x / y for x, y in zip(warm.wall, unchecked.wall, strict=True))
+        cells.append(
+            f"{paired:.3f}× (medians {warm.median / unchecked.median:.3f}×; "
+            f"{scene.checksum_cpu[1]:.1%} of the CPU)"
+        )
         print("| " + " | ".join(cells) + " |")
     print(
         "(* = current default; compress = the floor's 1-thread compression seconds per "
         f"10,000 km² of valid pixels; reference: ~{REFERENCE_COMPRESS_S_PER_10000_KM2:.0f} s "
-        f"at zstd 22, reads warm {REFERENCE_WARM_S['10 km']} / {REFERENCE_WARM_S['scene']} s)"
+        f"at zstd 22, reads warm {REFERENCE_WARM_S['10 km']} / {REFERENCE_WARM_S['scene']} s; "
+        f"CRC-32C check = warm load / the same without the check, median of paired runs, "
+        f"and the check's share of the load's CPU time; target <= {CHECKSUM_TARGET}×)"
     )
 
 

@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_scene_read.py [--world small|full] [--runs N]
-        [--store DIR] [--scene ITEM_ID] [--workdir DIR]
+        [--store DIR] [--scene ITEM_ID] [--workdir DIR] [--checksum-only]
 
 One scene (4 × 10 m bands + SCL on the 10 m grid) is staged once with ``stage_scene``
 from the sandbox's S3 stand-in into a temporary ``SceneStore`` (or ``--store DIR`` is
@@ -34,6 +34,14 @@ system CPU seconds and minor page faults of the whole process: wall time swings
 with the neighbours' load, page faults do not. Ratios are given as ratio of medians,
 of minima, and median of the per-run ratios (the two ran seconds apart).
 
+The checksum's cost: the same decoded bands are also written into a third store with
+the store's encoding but without the CRC-32C codec (what stores staged before it
+look like), and ``open(load=True)`` (the direct reader) and the lazy
+``open().load()`` (through zarr, where the checked store and zarr's codec each
+compute the CRC) are timed on both in every run, one right after the other. The
+ratio with / without is the read time the checksum adds (issue 15: at most 5 %).
+``--checksum-only`` measures just that (many runs in little time).
+
 ``--world small`` (default, 1200² px, one chunk per band) runs in seconds; ``--world
 full`` reads a real-size 10980² scene (building that world takes minutes the first
 time; it is cached like the test worlds).
@@ -53,7 +61,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +69,7 @@ import numcodecs
 import numpy as np
 import xarray as xr
 import zarr
-from bench_common import pick_item, world_layout
+from bench_common import checksum_share, pick_item, world_layout
 from zarr.storage import LocalStore
 
 from darts.net import NetworkSettings, S3Client, S3Settings
@@ -69,13 +77,16 @@ from darts.pipelines.staging import stage_scene
 from darts.sandbox.service import Sandbox
 from darts.sources.cdse_bands import resolve_bands
 from darts.sources.cdse_source import CdseSource
-from darts.store.encoding import BandEncoding
+from darts.store.encoding import DEFAULT_ENCODING, BandEncoding
 from darts.store.manifest import check_manifest
 from darts.store.record import ArrayRecord
 from darts.store.scenes import SceneStore
 
 # The reference implementation's encoding: the same codec as ours, 4096² chunks.
-REFERENCE_ENCODING = BandEncoding(chunk=4096, blocksize=0)  # Blosc picks its block size
+REFERENCE_ENCODING = BandEncoding(chunk=4096, blocksize=0, checksum=False)  # Blosc's block size
+# The store's encoding as it was before chunks carried a CRC-32C.
+UNCHECKED_ENCODING = replace(DEFAULT_ENCODING, checksum=False)
+CHECKSUM_TARGET = 1.05
 # The machine has 2 cores: more decode threads than that only adds switching.
 THREADS = 2
 TARGET_RATIO = 1.3
@@ -341,8 +352,48 @@ class StoreTimings:
         return min(candidates, key=lambda t: t.median)
 
 
+def checksum_run(
+    run: int,
+    stores: tuple[SceneStore, SceneStore],
+    scene_id: str,
+    bands: Sequence[str],
+    checksum: dict[str, Timing],
+) -> None:
+    """One run of the checksum's cost: each read from the store with CRC-32C chunks and
+    from the one without, back to back (the order alternating from run to run), so that
+    both see the same load on a shared machine."""
+    pair = [("with CRC-32C", stores[0]), ("without", stores[1])]
+    for way, read in (
+        ("open(load=True)", lambda st: st.open(scene_id, bands, load=True)),
+        ("lazy open().load()", lambda st: st.open(scene_id, bands).load()),
+    ):
+        for label, st in pair if run % 2 == 0 else pair[::-1]:
+            checksum.setdefault(f"{way}, {label}", Timing()).add(lambda st=st, read=read: read(st))
+
+
+def measure_checksum(
+    stores: tuple[SceneStore, SceneStore], scene_id: str, bands: Sequence[str], runs: int
+) -> dict[str, Timing]:
+    """``--checksum-only``: just the checksum's cost, many runs in little time."""
+    checked, unchecked = stores
+    xr.testing.assert_identical(  # and warms the page cache for both
+        checked.open(scene_id, bands, load=True), unchecked.open(scene_id, bands).load()
+    )
+    checksum: dict[str, Timing] = {}
+    for run in range(runs):
+        checksum_run(run, stores, scene_id, bands, checksum)
+        last = {name: timing.wall[-1] for name, timing in checksum.items()}
+        print(f"  run {run + 1}/{runs}: " + ", ".join(f"{k} {v:.3f} s" for k, v in last.items()))
+    return checksum
+
+
 def measure(
-    subjects: Sequence[StoreTimings], scene_id: str, bands: Sequence[str], runs: int
+    subjects: Sequence[StoreTimings],
+    scene_id: str,
+    bands: Sequence[str],
+    runs: int,
+    checksum: dict[str, Timing],
+    unchecked: SceneStore,
 ) -> None:
     plans = {s.label: scene_plans(s.store, scene_id, bands) for s in subjects}
     with ThreadPoolExecutor(THREADS, thread_name_prefix="floor") as pool:
@@ -356,6 +407,9 @@ def measure(
                     assert np.array_equal(floor[b], opened[b].values), f"floor differs: {b}"
             xr.testing.assert_identical(fast_open(subject.store, scene_id, bands, pool), opened)
             del opened, floor
+        without = unchecked.open(scene_id, bands, load=True)
+        xr.testing.assert_identical(without, subjects[0].store.open(scene_id, bands).load())
+        del without
         touched = {s.label: allocate(plans[s.label]) for s in subjects}
         for arrays in touched.values():
             for array in arrays.values():
@@ -392,6 +446,7 @@ def measure(
                     "  prototype fast open (2 threads)",
                     lambda st=store: fast_open(st, scene_id, bands, pool),
                 )
+            checksum_run(run, (subjects[0].store, unchecked), scene_id, bands, checksum)
             first = subjects[0]
             print(
                 f"  run {run + 1}/{runs}: open {first.timings['open(load=True)'].wall[-1]:.3f} s, "
@@ -400,14 +455,39 @@ def measure(
             )
 
 
-def ratios(a: Timing, b: Timing) -> str:
+def ratios(a: Timing, b: Timing, digits: int = 2) -> str:
     """a / b three ways. The paired one (a and b of the same run, which ran seconds
     apart) cancels most of the slow and fast phases of a shared machine."""
     paired = [x / y for x, y in zip(a.wall, b.wall, strict=True)]
     return (
-        f"{a.median / b.median:.2f} (medians), {a.min / b.min:.2f} (minima), "
-        f"{statistics.median(paired):.2f} (median of paired runs)"
+        f"{a.median / b.median:.{digits}f} (medians), {a.min / b.min:.{digits}f} (minima), "
+        f"{statistics.median(paired):.{digits}f} (median of paired runs)"
     )
+
+
+def report_checksum(
+    checksum: dict[str, Timing], store: SceneStore, scene_id: str, bands: Sequence[str], runs: int
+) -> None:
+    from darts.store import band_reader, checked_store
+
+    print("\n== the checksum's cost: the store's encoding with and without CRC-32C chunks")
+    for name, timing in checksum.items():
+        print(f"  {name:40} {timing}")
+    for way, reader, read in (
+        ("open(load=True)", band_reader, lambda: store.open(scene_id, bands, load=True)),
+        ("lazy open().load()", checked_store, lambda: store.open(scene_id, bands).load()),
+    ):
+        with_crc, without = checksum[f"{way}, with CRC-32C"], checksum[f"{way}, without"]
+        cpu = with_crc.cpu_median / without.cpu_median
+        print(
+            f"  checksum overhead, {way}: {ratios(with_crc, without, 3)}; cpu {cpu:.3f}; "
+            f"target <= {CHECKSUM_TARGET}"
+        )
+        seconds, share = checksum_share([reader], read, runs)
+        print(
+            f"  CRC-32C checks of one {way}: {seconds * 1000:.1f} ms CPU, {share:.1%} of the "
+            f"read's CPU (median of {runs} runs; target <= {CHECKSUM_TARGET - 1:.0%})"
+        )
 
 
 def report(subjects: Sequence[StoreTimings], scene_id: str, bands: Sequence[str]) -> None:
@@ -445,6 +525,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, default=None, help="reuse (or stage into) this store")
     parser.add_argument("--scene", default=None, help="item id (default: clearest main scene)")
     parser.add_argument("--workdir", type=Path, default=None, help="for the temporary stores")
+    parser.add_argument(
+        "--checksum-only",
+        action="store_true",
+        help="measure only the checksum's cost (with and without CRC-32C chunks)",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-scene-read-", dir=args.workdir))
@@ -454,9 +539,20 @@ def main(argv: list[str] | None = None) -> int:
         opened = store.open(scene_id, bands, load=True)
         item = store.item(scene_id)
         assert item is not None
-        # The same decoded bands, stored again with the reference's chunking.
+        # The same decoded bands, stored again with the store's encoding without the
+        # checksum (and with it, if a reused store was staged before it existed), and
+        # with the reference's chunking.
+        record = store.commit_record(scene_id)
+        assert record is not None
+        checked = store
+        if "checksum" not in record.bands[bands[0]].encoding:
+            checked = SceneStore(work / "checked")
+            checked.write_bands(scene_id, item, {b: opened[b] for b in bands})
+        unchecked = SceneStore(work / "unchecked", UNCHECKED_ENCODING)
+        unchecked.write_bands(scene_id, item, {b: opened[b] for b in bands})
         reference = SceneStore(work / "reference", REFERENCE_ENCODING)
-        reference.write_bands(scene_id, item, {b: opened[b] for b in bands})
+        if not args.checksum_only:
+            reference.write_bands(scene_id, item, {b: opened[b] for b in bands})
         rows, cols = opened.sizes["y"], opened.sizes["x"]
         decoded = sum(opened[b].nbytes for b in bands)
         del opened
@@ -464,16 +560,20 @@ def main(argv: list[str] | None = None) -> int:
             f"scene {scene_id}: {rows}×{cols} px, bands {' '.join(bands)}, "
             f"{decoded / 1e6:.0f} MB decoded; {args.runs} runs"
         )
-        record = store.commit_record(scene_id)
-        assert record is not None
+        if args.checksum_only:
+            checksum = measure_checksum((checked, unchecked), scene_id, bands, args.runs)
+            report_checksum(checksum, checked, scene_id, bands, args.runs)
+            return 0
         # From the record: a reused store may have been written with another encoding.
         chunk = "×".join(str(n) for n in record.bands[bands[0]].chunks)
         subjects = [
-            StoreTimings(f"store encoding ({chunk} chunks)", store),
+            StoreTimings(f"store encoding ({chunk} chunks)", checked),
             StoreTimings(f"reference encoding ({REFERENCE_ENCODING.chunk}² chunks)", reference),
         ]
-        measure(subjects, scene_id, bands, args.runs)
+        checksum: dict[str, Timing] = {}
+        measure(subjects, scene_id, bands, args.runs, checksum, unchecked)
         report(subjects, scene_id, bands)
+        report_checksum(checksum, checked, scene_id, bands, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

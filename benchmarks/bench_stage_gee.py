@@ -40,11 +40,11 @@ import numpy as np
 from bench_common import MAIN_TILE, world_layout
 from bench_stage_scene import Timing, settle, timed, write_plain
 
+from darts.grid.scene import grid_of_item
 from darts.net import HttpClient, NetworkSettings
 from darts.pipelines.staging import stage_scene
 from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
-from darts.sources.decode import scene_grid
 from darts.sources.gee import GeeSource, block_grid, image_expression, request_plan
 from darts.sources.gee_scene import band_dtype, ee_band
 from darts.sources.query import SceneFilters, SceneSelection
@@ -74,7 +74,7 @@ def clearest_scene(source: GeeSource) -> dict[str, Any]:
 def fetch_plainly(source: GeeSource, scene: dict[str, Any], workers: int) -> dict[str, Any]:
     """The stager's requests (`request_plan`), fetched by the same client with the same
     concurrency, all at once; the bands assembled."""
-    grid = scene_grid(scene)
+    grid = grid_of_item(scene)
     client = source.client()  # the same client the stager uses
     expression = image_expression(scene["id"])
     planes = {k: np.zeros(grid.shape, dtype=band_dtype(k)) for k in KEYS}
@@ -116,7 +116,7 @@ def bench(
             with HttpClient(net) as http:
                 source = make_source(sandbox, key_file, http, workers)
                 scene = clearest_scene(source)
-                grid = scene_grid(scene)
+                grid = grid_of_item(scene)
                 requests = sum(len(b) for b in request_plan(KEYS, grid.shape).values())
                 fetch_plainly(source, scene, workers)  # warm-up: the stand-in decodes once
                 nodata = {k: 0 for k in KEYS}

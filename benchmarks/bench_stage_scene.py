@@ -52,6 +52,7 @@ import zarr
 from bench_common import pick_item, world_layout
 from zarr.storage import LocalStore
 
+from darts.grid.scene import grid_of_item
 from darts.net import NetworkSettings, S3Client, S3Settings
 from darts.pipelines.staging import stage_scene
 from darts.sandbox.layout import WorldLayout
@@ -59,7 +60,7 @@ from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
 from darts.sources.cdse_bands import resolve_bands
 from darts.sources.cdse_source import CdseSource
-from darts.sources.decode import decode_band, decode_jp2, scene_grid
+from darts.sources.decode import decode_band, decode_jp2
 from darts.store.encoding import DEFAULT_ENCODING
 from darts.store.scenes import SceneStore
 
@@ -136,7 +137,7 @@ def write_plain(arrays: dict[str, np.ndarray], nodata: dict[str, int], folder: P
             chunks=DEFAULT_ENCODING.chunks_for(values.shape),
             dtype=values.dtype,
             fill_value=nodata[key],
-            compressors=[DEFAULT_ENCODING.codec(values.dtype)],
+            compressors=list(DEFAULT_ENCODING.compressors(values.dtype)),  # Blosc + CRC-32C
             config={"write_empty_chunks": False},
         )
         array[...] = values
@@ -158,7 +159,7 @@ def bench(
             ("serial", "fetch + decode + write_bands, serial"),
         )
     }
-    grid = scene_grid(item)
+    grid = grid_of_item(item)
     work = Path(tempfile.mkdtemp(prefix="bench-stage-"))
     try:
         with Sandbox(layout, faults=faults) as sandbox, s3_client(sandbox) as s3:
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     item = pick_item(layout, args.scene)
     keys = resolve_bands(args.bands, item)
     size = sum(int(item["assets"][k]["file:size"]) for k in keys)
-    rows, cols = scene_grid(item).shape
+    rows, cols = grid_of_item(item).shape
     print(f"scene {item['id']}: {rows}×{cols} px, bands {' '.join(keys)}, {size / 1e6:.1f} MB")
     for latency in dict.fromkeys((0.0, args.latency_ms)):
         title = "no added latency" if not latency else f"+{latency:g} ms per S3 request"

@@ -15,9 +15,9 @@ TINY_MODEL = {
 }
 
 
-@pytest.fixture(scope="session")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A DARTS-layout checkpoint of `TINY_MODEL` taking all 13 features."""
+def _tiny_model(path: Path, seed: int) -> Path:
+    """A DARTS-layout checkpoint of `TINY_MODEL` taking all 13 features, its weights
+    drawn with ``seed``."""
     import segmentation_models_pytorch as smp
     import torch
 
@@ -26,15 +26,26 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     config = {**TINY_MODEL, "in_channels": len(ALL_FEATURES)}
     settings = dict(config)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     module = smp.create_model(
         arch=settings.pop("arch"),
         encoder_name=settings.pop("encoder_name"),
         encoder_weights=None,
         **settings,
     )
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_darts_checkpoint(
         module, {"model": config, "bands": list(ALL_FEATURES), "name": "tiny"}, path
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DARTS-layout checkpoint of `TINY_MODEL` taking all 13 features."""
+    return _tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt", seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same architecture as `model_file` with other weights (another checksum)."""
+    return _tiny_model(tmp_path_factory.mktemp("model") / "other.pt", seed=1)

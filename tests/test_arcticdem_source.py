@@ -25,7 +25,7 @@ from darts.sandbox.servers.pgc import ARCTICDEM_INDEX_PATH
 from darts.sandbox.service import Sandbox
 from darts.sources.arcticdem import ARCTICDEM_EXTENT, ArcticDemSource, arcticdem_spec
 from darts.sources.arcticdem_index import ZIP_NAME, ArcticDemIndex, parquet_name
-from darts.store.cube_spec import CubeSpec, TileFetch, tile_buffer
+from darts.store.datacube.spec import CubeSpec, TileFetch, tile_buffer
 
 FAST = NetworkSettings(timeout_s=30.0, max_retries=8, backoff_base_s=0.01, backoff_max_s=0.05)
 SMALL_WORLD_TILES = {
@@ -73,7 +73,6 @@ def _source(
         index=index,
         http=http,
         pgc_stac_url=sandbox.endpoints.pgc_stac_url,
-        net=http.settings,
     )
 
 
@@ -377,6 +376,46 @@ def test_503_burst_on_the_stac_api_is_retried(
     assert log[-1]["status"] == 200
 
 
+@pytest.mark.parametrize(
+    "faults",
+    [
+        # One of every two COG requests cut short, then closed (GDAL's own reader
+        # failed the tile on these).
+        FaultConfig(truncate_rate=0.5, match=r"\.tif$"),
+        FaultConfig(reset_rate=0.25, error_rate=0.25, error_statuses=(429, 503), match=r"\.tif$"),
+    ],
+    ids=["truncated", "reset-429-503"],
+)
+def test_faulted_cog_reads_are_retried_and_the_tile_is_unchanged(
+    sandbox: Sandbox,
+    sandbox_world: WorldLayout,
+    shared_index: ArcticDemIndex,
+    http: HttpClient,
+    tmp_path: Path,
+    faults: FaultConfig,
+) -> None:
+    source = _source(sandbox, shared_index, http, 10)
+    window = source.tile_window("40_18")
+    sandbox.clear_requests()
+    sandbox.set_faults("pgc-data", faults)
+    try:
+        with tile_buffer(source.spec, window, tmp_path) as buffer:
+            result = source.fetch("40_18", buffer)
+            expected_dem, expected_mask = _expected_from_disk(
+                sandbox_world, source.spec, "40_18", 10, window
+            )
+            assert np.array_equal(buffer.arrays["datamask"], expected_mask)
+            assert np.array_equal(buffer.arrays["dem"], expected_dem, equal_nan=True)
+    finally:
+        sandbox.set_faults("pgc-data", FaultConfig())
+    assert result.status == "filled"
+    log = _requests(sandbox, "pgc-data", ".tif")
+    faulted = [r for r in log if r["fault"]]
+    assert len(faulted) >= len(log) // 2 - 1 and faulted
+    # Each faulted request was retried once, and nothing else was fetched again.
+    assert len(log) - len(faulted) == len({(r["path"], r["range"]) for r in log})
+
+
 def test_fetch_refuses_a_buffer_of_another_tile(
     sandbox: Sandbox, shared_index: ArcticDemIndex, http: HttpClient, tmp_path: Path
 ) -> None:
@@ -395,3 +434,22 @@ def test_fetch_accepts_an_item_id(
     with tile_buffer(source.spec, source.tile_window("39_18_32m_v4.1"), tmp_path) as buffer:
         result = source.fetch("39_18_32m_v4.1", buffer)
     assert result.status == "filled" and result.source["item_id"] == "39_18_32m_v4.1"
+
+
+def test_an_index_in_the_earlier_location_is_read_without_fetching(
+    shared_index: ArcticDemIndex, tmp_path: Path
+) -> None:
+    # The index moved into the ArcticDEM cube's hidden folder; the tables an earlier
+    # darts extracted elsewhere are still read (offline too), and nothing is written
+    # into either folder.
+    offline = HttpClient(NetworkSettings(offline=True))
+    new_dir = tmp_path / ".dem.icechunk.darts" / "arcticdem_index"
+    index = ArcticDemIndex(
+        "http://127.0.0.1:9/index.zip", new_dir, offline, also_read=(shared_index.index_dir,)
+    )
+    assert sorted(index.tiles(10)) == SMALL_WORLD_TILES[10]
+    assert not new_dir.exists()
+    # Without it, offline, the missing index is one clear refusal.
+    alone = ArcticDemIndex("http://127.0.0.1:9/index.zip", tmp_path / "other", offline)
+    with pytest.raises(OfflineError):
+        alone.tiles(10)

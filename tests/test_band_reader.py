@@ -58,9 +58,9 @@ def test_other_layouts_fall_back_to_zarr(store: SceneStore) -> None:
     assert record is not None
     meta_path = scene_dir / "B04_10m" / "zarr.json"
     meta = json.loads(meta_path.read_text())
-    meta["codecs"].append({"name": "crc32c"})  # a chain this reader does not decode
+    meta["codecs"].append({"name": "crc32c"})  # a second checksum: not a chain it decodes
     meta_path.write_text(json.dumps(meta))
-    assert read_bands(scene_dir, {"B04_10m": record.bands["B04_10m"]}) is None
+    assert read_bands(scene_dir, {"B04_10m": record.bands["B04_10m"]}, "S2A_TEST") is None
 
 
 def test_a_lost_chunk_file_is_an_error_not_nodata(store: SceneStore) -> None:

@@ -54,8 +54,25 @@ SMOKE_RUNS = {
     ),
     "stage scene": ("bench_stage_scene.py", ["--world", "small", "--runs", "1"], "floor"),
     "stage gee": ("bench_stage_gee.py", ["--world", "small", "--runs", "1"], "requests per scene"),
+    "concurrent prep": (
+        "bench_concurrent_prep.py",
+        ["--world", "small", "--processes", "2", "--stage", "optical", "--latency-ms", "0",
+         "--workdir", "{tmp}"],
+        "target 1.00×",
+    ),
+    "faults": (
+        "bench_faults.py",
+        ["--scenes", "1", "--online-scenes", "1", "--resolution", "32", "--workdir", "{tmp}"],
+        "first attempt",
+    ),
     "store encoding": (
         "bench_store_encoding.py", ["--size", "2048", "--runs", "1", "--workdir", "{tmp}"], "MB"
+    ),
+    "dask": (
+        "bench_dask.py",
+        ["--world", "small", "--scenes", "2", "--encoder", "resnet18", "--patch-size", "512",
+         "--overlap", "64", "--workdir", "{tmp}/dask"],
+        "speed-up",
     ),
 }  # fmt: skip
 

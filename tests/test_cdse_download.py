@@ -25,8 +25,10 @@ from affine import Affine
 from pyproj import CRS
 
 from darts.errors import ConfigError, DartsError
+from darts.grid.scene import Grid, grid_of_item
 from darts.net import CredentialsError, NetworkSettings, S3Client, S3Settings, forbid_sockets
 from darts.net.s3 import parse_s3_href
+from darts.pipelines.staged_scenes import StagedScenes
 from darts.pipelines.staging import (
     SceneNotStagedError,
     StageProgress,
@@ -47,8 +49,7 @@ from darts.sources.cdse_bands import (
 )
 from darts.sources.cdse_download import ENCODED_AHEAD
 from darts.sources.cdse_source import CdseSource
-from darts.sources.decode import replicate, resample_nearest, scene_grid
-from darts.store.georef import Grid
+from darts.sources.decode import replicate, resample_nearest
 from darts.store.scenes import BandEncoding, SceneStore
 
 pytest_plugins = ["darts.sandbox.testing"]
@@ -147,7 +148,11 @@ def stage_cdse(
 
 
 def load_cdse(item: Any, bands: Any, store: SceneStore | None, s3: Any, *, offline: bool) -> Any:
-    return load_scene(CdseSource(s3=s3), item, bands, store, offline=offline)
+    """`load_scene` from CDSE; offline, from the source an offline run gets (the store)."""
+    source = CdseSource(s3=s3)
+    if offline:
+        return load_scene(StagedScenes(source, store), item, bands, store)
+    return load_scene(source, item, bands, store)
 
 
 # -- band names -------------------------------------------------------------------------
@@ -269,7 +274,7 @@ def test_stage_pixels_equal_the_source_files(
     assert sorted(result.bands_downloaded) == sorted(keys)
     assert result.bytes_downloaded == sum(item["assets"][k]["file:size"] for k in keys)
 
-    grid = scene_grid(item)
+    grid = grid_of_item(item)
     dataset = store.open(item["id"], keys, load=True)
     assert list(dataset.data_vars) == keys
     for key in keys:

@@ -5,9 +5,9 @@ its internals): the cubes darts writes must take the direct path, and every fall
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import math
-import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,10 +17,11 @@ import pytest
 import zarr
 
 from darts.grid.cube import CubeGrid, Window
-from darts.store import blosc_rows, datacube_read
-from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable
+from darts.store import blosc_rows
 from darts.store.datacube import Datacube
-from darts.store.datacube_testing import PatternTileSource
+from darts.store.datacube import read as datacube_read
+from darts.store.datacube.spec import CubeCompression, CubeSpec, CubeVariable
+from darts.store.datacube.testing import PatternTileSource
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "darts"
 # Windows over filled tiles (cutting chunks and their rows), over nothing filled, and
@@ -198,19 +199,93 @@ def test_numcodecs_c_blosc_passes_its_checks_here() -> None:
 
 # --- no private zarr / numcodecs internals ---------------------------------------------
 
-# Modules still importing a private zarr module, each with what it imports; none may be
-# added. (datacube.py runs two store coroutines with zarr's `sync`.)
-KNOWN_PRIVATE = {"store/datacube.py": {"zarr.core.sync"}}
-PRIVATE = re.compile(r"^\s*(?:from|import)\s+(zarr\.core[\w.]*|numcodecs\._[\w.]*)", re.M)
+# Roots whose private parts darts must not touch: every module or attribute below
+# ``zarr.core`` and any name starting with "_" under either package.
+_GUARDED = ("zarr", "numcodecs")
 
 
-def test_darts_imports_no_private_zarr_or_numcodecs_module() -> None:
+def _private(dotted: str) -> bool:
+    parts = dotted.split(".")
+    if parts[0] not in _GUARDED or len(parts) < 2:
+        return False
+    # Dunders (a module's __file__, __version__) are public.
+    hidden = [p for p in parts[1:] if p.startswith("_") and not p.endswith("__")]
+    return (parts[0] == "zarr" and parts[1] == "core") or bool(hidden)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    names: list[str] = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(names)])
+    return None
+
+
+def _private_uses(source: str) -> set[str]:
+    """Private zarr / numcodecs names ``source`` reaches: imports (anywhere, also inside
+    functions and ``if TYPE_CHECKING``), attribute chains (``zarr.core.sync.sync``, also
+    through an alias) and module names given to ``importlib.import_module`` /
+    ``__import__``."""
+    tree = ast.parse(source)
+    aliases: dict[str, str] = {}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
+                found.add(alias.name)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            for alias in node.names:
+                found.add(f"{node.module}.{alias.name}")
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Call) and node.args:
+            callee, first = _dotted(node.func), node.args[0]
+            if callee in ("importlib.import_module", "import_module", "__import__") and (
+                isinstance(first, ast.Constant) and isinstance(first.value, str)
+            ):
+                found.add(first.value)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and (dotted := _dotted(node)):
+            head, _, rest = dotted.partition(".")
+            found.add(f"{aliases.get(head, head)}.{rest}")
+    return {name for name in found if _private(name)}
+
+
+def test_the_private_use_check_finds_what_it_must() -> None:
+    sample = """
+import zarr as z
+from zarr.core.sync import sync
+from numcodecs import _shuffle
+import importlib
+def f(store):
+    from zarr.core import buffer
+    z.core.sync.sync(store)
+    return importlib.import_module("numcodecs._blosc")
+"""
+    assert _private_uses(sample) == {
+        "zarr.core.sync",
+        "zarr.core.sync.sync",
+        "zarr.core",
+        "zarr.core.buffer",
+        "numcodecs._shuffle",
+        "numcodecs._blosc",
+    }
+    public = (
+        "import zarr\nfrom zarr.codecs import BloscCodec\nzarr.open_group\n"
+        "import numcodecs.blosc\nnumcodecs.blosc.__file__\n"
+    )
+    assert _private_uses(public) == set()
+
+
+def test_darts_uses_no_private_zarr_or_numcodecs_module() -> None:
     found: dict[str, set[str]] = {}
     for path in SRC.rglob("*.py"):
-        names = set(PRIVATE.findall(path.read_text()))
+        names = _private_uses(path.read_text())
         if names:
             found[path.relative_to(SRC).as_posix()] = names
-    for module, names in found.items():
-        assert names <= KNOWN_PRIVATE.get(module, set()), (module, names)
-    reader = (SRC / "store" / "datacube_read.py").read_text()
-    assert "zarr.core" not in reader
+    assert found == {}

@@ -36,10 +36,10 @@ from darts.sandbox.service import Sandbox
 from darts.sources.arcticdem import ArcticDemSource, arcticdem_spec
 from darts.sources.arcticdem_index import ArcticDemIndex
 from darts.sources.tcvis import TcvisStacSource, tcvis_spec, tcvis_tiles_for
-from darts.store.cube_spec import RESERVED_NAMES, CubeSpec, CubeVariable
 from darts.store.datacube import Datacube
-from darts.store.datacube_schema import GEOREF_ARRAYS, _coordinate_chunk
-from darts.store.datacube_testing import PatternTileSource
+from darts.store.datacube.schema import GEOREF_ARRAYS, _coordinate_chunk
+from darts.store.datacube.spec import RESERVED_NAMES, CubeSpec, CubeVariable
+from darts.store.datacube.testing import PatternTileSource
 from darts.store.scenes import BandEncoding, SceneStore
 
 README = Path(__file__).parents[1] / "README.md"
@@ -187,7 +187,7 @@ def arcticdem_cube(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -
     with HttpClient(FAST) as http:
         index = ArcticDemIndex(sandbox.endpoints.arcticdem_index_url, root / "index", http)
         source = ArcticDemSource(
-            10, index=index, http=http, pgc_stac_url=sandbox.endpoints.pgc_stac_url, net=FAST
+            10, index=index, http=http, pgc_stac_url=sandbox.endpoints.pgc_stac_url
         )
         cube = Datacube.open(root / "arcticdem_10m.icechunk", source.spec)
         cube.fill(ARCTICDEM_TILES, source)

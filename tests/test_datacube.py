@@ -3,7 +3,11 @@ failures, offline completeness, empty tiles. Real Icechunk repositories in tmp_p
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import icechunk
@@ -16,16 +20,9 @@ from darts.errors import DartsError
 from darts.grid.cube import CubeGrid, Window
 from darts.net.errors import OfflineError, RemoteError
 from darts.net.guard import NetworkGate
-from darts.store.cube_spec import (
-    CubeCompression,
-    CubeSpec,
-    CubeVariable,
-    TileBuffer,
-    TileFetch,
-    tile_buffer,
-)
-from darts.store.datacube import Datacube
-from darts.store.datacube_errors import (
+from darts.store import scratch
+from darts.store.datacube import Datacube, aio
+from darts.store.datacube.errors import (
     CubeFillError,
     CubeMismatchError,
     CubeNotFoundError,
@@ -34,8 +31,16 @@ from darts.store.datacube_errors import (
     IncompleteCubeError,
     NotACubeError,
 )
-from darts.store.datacube_records import TileRecord, node_name
-from darts.store.datacube_testing import PatternTileSource
+from darts.store.datacube.records import TileRecord, node_name
+from darts.store.datacube.spec import (
+    CubeCompression,
+    CubeSpec,
+    CubeVariable,
+    TileBuffer,
+    TileFetch,
+    tile_buffer,
+)
+from darts.store.datacube.testing import PatternTileSource
 from darts.store.errors import StoreError
 
 # 1000² px of 10 m, chunks of 64 and tiles of 100: tiles share chunks everywhere.
@@ -111,9 +116,10 @@ def test_open_creates_the_layout(tmp_path: Path) -> None:
     cls_codec = root["cls"].compressors[0]  # type: ignore[union-attr]
     assert setting(cls_codec.shuffle) == "bitshuffle"  # type: ignore[union-attr]
     assert cube.records() == {}
-    # The lock lives next to the repository, the scratch folder too.
-    assert (tmp_path / "cube.lock").exists()
-    assert cube.scratch_dir() == tmp_path / ".cube.scratch"
+    # Lock and scratch live in one hidden folder beside the repository, never in it.
+    assert (tmp_path / ".cube.darts" / "locks" / "commit.lock").exists()
+    assert cube.scratch_dir() == tmp_path / ".cube.darts" / "scratch"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cube.darts", "cube"]
 
 
 def test_reopen_existing_without_create(tmp_path: Path) -> None:
@@ -518,7 +524,7 @@ def test_unknown_variable(cube: Datacube) -> None:
 def test_large_tiles_are_copied_in_chunk_aligned_blocks(
     cube: Datacube, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from darts.store import datacube_copy
+    from darts.store.datacube import tile_copy as datacube_copy
 
     assert list(datacube_copy._aligned_spans(30, 300, 128)) == [(30, 128), (128, 256), (256, 300)]
     # A budget of one float32 chunk: every block is one chunk, as for a 2 m tile.
@@ -526,3 +532,68 @@ def test_large_tiles_are_copied_in_chunk_aligned_blocks(
     source = PatternTileSource(SPEC, 350)
     cube.fill(["0_0", "1_1"], source)
     assert_window(cube, source, Window(0, 700, 0, 700), ["0_0", "1_1"])
+
+
+def test_the_cube_answers_from_inside_a_running_event_loop(cube: Datacube) -> None:
+    """The store's coroutines run on darts' own loop thread, so a caller that already
+    runs an event loop (a notebook) can use the cube; ``asyncio.run`` would refuse."""
+    source = PatternTileSource(SPEC, 100)
+    cube.fill(["0_0"], source)
+
+    async def notebook_cell() -> list[str]:
+        return cube.missing(["0_0", "0_1"])
+
+    assert asyncio.run(notebook_cell()) == ["0_1"]
+
+    async def on_the_loop_itself() -> bool:
+        return aio.run(asyncio.sleep(0, True))
+
+    with pytest.raises(RuntimeError, match="would wait for itself"):
+        aio.run(on_the_loop_itself())
+
+
+def test_leftovers_of_the_earlier_layout_go_when_opened_for_writing(tmp_path: Path) -> None:
+    # darts kept the commit lock as `<cube>.lock` and tile buffers in `.<cube>.scratch`
+    # beside the cube. The cube still opens and reads; opening it for writing removes
+    # the lock (no process holds it) and the buffers of dead processes.
+    location = tmp_path / "cube"
+    Datacube.open(location, SPEC).fill(["0_0"], PatternTileSource(SPEC, 100))
+    legacy_lock = tmp_path / "cube.lock"
+    legacy_lock.touch()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    this_host = scratch.buffer_prefix().removesuffix(f"{os.getpid()}-")  # ".tile-<host>-"
+    buffer = tmp_path / ".cube.scratch" / f"{this_host}{dead.pid}-x"
+    buffer.mkdir(parents=True)
+    (buffer / "dem.npy").write_bytes(b"x")
+    assert Datacube.open(location, SPEC, create=False).missing(["0_0"]) == []  # reads
+    assert legacy_lock.exists()  # a reader leaves it
+    Datacube.open(location, SPEC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cube.darts", "cube"]
+
+
+def test_a_held_lock_of_the_earlier_layout_is_left_alone(tmp_path: Path) -> None:
+    location = tmp_path / "cube"
+    Datacube.open(location, SPEC)
+    legacy_lock = tmp_path / "cube.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(legacy_lock)!r}, 'a')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        Datacube.open(location, SPEC)
+        assert legacy_lock.exists()  # an older darts may be writing: not removed
+    finally:
+        holder.kill()
+        holder.wait()
+    Datacube.open(location, SPEC)
+    assert not legacy_lock.exists()

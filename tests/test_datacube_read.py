@@ -1,4 +1,4 @@
-"""The direct chunk reader of datacubes (``darts.store.datacube_read.read_windows``):
+"""The direct chunk reader of datacubes (``darts.store.datacube.read.read_windows``):
 it must read exactly what zarr's own slicing reads, for windows that cut across chunks
 (and the inner chunks of shards), cover unwritten chunks, and touch the grid's ragged
 edge; other layouts go through zarr.
@@ -16,10 +16,10 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from darts.grid.cube import CubeGrid, Window
-from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable
 from darts.store.datacube import Datacube
-from darts.store.datacube_read import read_windows
-from darts.store.datacube_testing import PatternTileSource
+from darts.store.datacube.read import read_windows
+from darts.store.datacube.spec import CubeCompression, CubeSpec, CubeVariable
+from darts.store.datacube.testing import PatternTileSource
 
 # 90 × 77 px in chunks of 16 × 12: the last chunk row and column are partial. Sharded
 # arrays: shards of 32 × 36, inner chunks of 8 × 12 (so the written block covers

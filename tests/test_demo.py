@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from darts.processing.evaluate import match_polygons
 from darts.processing.export import scene_output_dir
 from darts.processing.models import load_model
 from darts.sandbox.layout import WorldLayout
+from darts.sources.scene_ids import read_scene_id_file
 
 UTM_8N = "EPSG:32608"
 """Tiles 08WNB and 08WPB are in UTM zone 8 north."""
@@ -160,6 +162,29 @@ def test_darts_demo_exits_zero_and_prints_summary_folder_and_iou(demo_run) -> No
     assert "not a model for real Sentinel-2 imagery" in out
 
 
+def test_the_offline_command_the_demo_prints_works_when_copied(demo_run, tmp_path: Path) -> None:
+    done, demo_dir = demo_run
+    assert done.returncode == 0, done.stderr[-3000:]
+    match = re.search(r"\[2/3\] offline run \(= (.+)\)$", done.stdout, re.MULTILINE)
+    assert match, done.stdout[-2000:]
+    program, *argv = shlex.split(match.group(1))
+    assert program == "darts"  # the demo ran as `python -c ...`: no script to name
+    # A user's own environment: fast and large dirs elsewhere, a config file of theirs.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DARTS_", "AWS_"))}
+    env.update(
+        DARTS_FAST_DATA_DIR=str(tmp_path / "fast"),
+        DARTS_LARGE_DATA_DIR=str(tmp_path / "large"),
+        DARTS_CONFIG_FILE=str(demo_dir / "sandbox.toml"),  # the stand-ins are gone
+    )
+    script = Path(sys.executable).parent / "darts"
+    copied = subprocess.run(
+        [str(script), *argv], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert copied.returncode == 0, copied.stdout[-3000:] + copied.stderr[-3000:]
+    assert re.search(r"summary: 2 done", copied.stdout), copied.stdout[-2000:]
+    assert not (tmp_path / "large").exists() and not (tmp_path / "fast").exists()
+
+
 @pytest.mark.parametrize("source", ["gee", "cdse-mosaic"])
 def test_demo_on_the_other_sources_finds_the_slumps(
     source: str, sandbox_world: WorldLayout, tmp_path_factory: pytest.TempPathFactory
@@ -169,7 +194,7 @@ def test_demo_on_the_other_sources_finds_the_slumps(
     match = re.search(r"IoU:\s+([0-9.]+)", done.stdout)
     assert match, done.stdout[-2000:]
     assert float(match.group(1)) >= 0.5
-    scene_ids = json.loads((demo_dir / "scene-ids.json").read_text())
+    scene_ids = list(read_scene_id_file(demo_dir / "scene-ids.json", source=source))
     assert len(scene_ids) == 2
     assert (demo_dir / "sentinel2" / source).is_dir()
     for scene_id in scene_ids:
@@ -182,7 +207,7 @@ def test_demo_finds_the_ground_truth_slumps_in_the_right_place(
     done, demo_dir = demo_run
     assert done.returncode == 0, done.stderr[-3000:]
     output_dir = demo_dir / "out"
-    scene_ids = json.loads((demo_dir / "scene-ids.json").read_text())
+    scene_ids = list(read_scene_id_file(demo_dir / "scene-ids.json"))
     manifest = json.loads(sandbox_world.manifest.read_text())
     expected = sorted(
         s["id"]

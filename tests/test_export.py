@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,15 +12,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import rasterio.enums
 import shapely
 import xarray as xr
 from affine import Affine
 from scipy import ndimage
 
+import darts
+from darts.grid.scene import Grid
 from darts.processing.export import (
     DEFAULT_EXPORTS,
     EXPORT_KEYS,
+    STAC_ITEM_NAME,
     ExportError,
+    ModelRef,
+    Provenance,
     export_scene,
     is_complete,
     scene_output_dir,
@@ -29,11 +37,19 @@ from darts.processing.export_vectors import POLYGON_CONNECTIVITY, label_objects,
 from darts.processing.run_metadata import RECORD_NAME
 from darts.processing.testing import strip_recording_variable
 from darts.sources.decode import grid_coords
-from darts.store.georef import Grid
 
 SHAPE = (300, 400)
 TRANSFORM = (10.0, 0.0, 500000.0, 0.0, -10.0, 7600000.0)
 METADATA = {"scene_id": "S2A_TEST", "parameters": {"binarization_threshold": 0.5}}
+PROVENANCE = Provenance(
+    scene_id="S2A_TEST",
+    source="cdse",
+    models=(ModelRef("unet.pt", "ab" * 32), ModelRef("unetpp.pt", "cd" * 32)),
+    parameters={"postprocess": {"binarization_threshold": 0.5}},
+    tile_id="08WMA",
+    acquired=datetime(2018, 7, 14, 20, 38, 49, 24000, tzinfo=UTC),
+    source_href="https://stac.example/collections/sentinel-2-l2a/items/S2A_TEST",
+)
 
 
 def make_grid(shape: tuple[int, int] = SHAPE) -> Grid:
@@ -92,13 +108,13 @@ def read_band(path: Path) -> tuple[np.ndarray, dict]:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[xr.Dataset, Path, dict]:
     scene = make_scene()
     out = tmp_path_factory.mktemp("export") / "S2A_TEST"
-    written = export_scene(scene, out, metadata=METADATA)
+    written = export_scene(scene, out, metadata=METADATA, provenance=PROVENANCE)
     return scene, out, written
 
 
 def test_default_exports_write_the_documented_files(exported) -> None:
     _scene, out, written = exported
-    assert set(written) == {*DEFAULT_EXPORTS, "metadata"}
+    assert set(written) == {*DEFAULT_EXPORTS, "stac", "metadata"}
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
         [
@@ -109,6 +125,7 @@ def test_default_exports_write_the_documented_files(exported) -> None:
             "prediction_extent.gpkg",
             "prediction_extent.parquet",
             "thumbnail.png",
+            STAC_ITEM_NAME,
             RECORD_NAME,
         ]
     )
@@ -271,7 +288,9 @@ def test_is_complete_false_when_a_file_is_missing_or_truncated(tmp_path: Path) -
     scene = make_scene()
     out = tmp_path / "scene"
     assert not is_complete(out)
-    export_scene(scene, out, exports=["probabilities", "binarized"], metadata=METADATA)
+    export_scene(
+        scene, out, exports=["probabilities", "binarized"], metadata=METADATA, provenance=PROVENANCE
+    )
     assert is_complete(out)
     tif = out / "binarized.tif"
     original = tif.read_bytes()
@@ -288,11 +307,13 @@ def test_is_complete_false_when_a_file_is_missing_or_truncated(tmp_path: Path) -
 def test_crash_before_the_record_leaves_the_scene_incomplete(tmp_path: Path) -> None:
     scene = make_scene()
     out = tmp_path / "scene"
-    export_scene(scene, out, metadata=METADATA)
+    export_scene(scene, out, metadata=METADATA, provenance=PROVENANCE)
     assert is_complete(out)
     # A re-export that fails part-way (no DEM layers) must not keep the old record.
     with pytest.raises(ExportError, match="dem"):
-        export_scene(scene, out, exports=["probabilities", "dem"], metadata=METADATA)
+        export_scene(
+            scene, out, exports=["probabilities", "dem"], metadata=METADATA, provenance=PROVENANCE
+        )
     assert not (out / RECORD_NAME).exists()
     assert not is_complete(out)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
@@ -301,8 +322,14 @@ def test_crash_before_the_record_leaves_the_scene_incomplete(tmp_path: Path) -> 
 def test_outputs_do_not_depend_on_export_order(tmp_path: Path) -> None:
     scene = make_scene()
     keys = [*DEFAULT_EXPORTS, "optical"]
-    a = export_scene(scene, tmp_path / "a", exports=keys, metadata=METADATA)
-    b = export_scene(scene, tmp_path / "b", exports=list(reversed(keys)), metadata=METADATA)
+    a = export_scene(scene, tmp_path / "a", exports=keys, metadata=METADATA, provenance=PROVENANCE)
+    b = export_scene(
+        scene,
+        tmp_path / "b",
+        exports=list(reversed(keys)),
+        metadata=METADATA,
+        provenance=PROVENANCE,
+    )
     assert a.keys() == b.keys()
     for key in a:
         for path_a, path_b in zip(a[key], b[key], strict=True):
@@ -313,7 +340,9 @@ def test_outputs_do_not_depend_on_export_order(tmp_path: Path) -> None:
 def test_input_dataset_is_not_modified(tmp_path: Path) -> None:
     scene = make_scene()
     before = scene.copy(deep=True)
-    export_scene(scene, tmp_path / "s", exports=EXPORT_KEYS[:6], metadata=METADATA)
+    export_scene(
+        scene, tmp_path / "s", exports=EXPORT_KEYS[:6], metadata=METADATA, provenance=PROVENANCE
+    )
     xr.testing.assert_identical(scene, before)
     assert scene["probabilities"].dtype == np.float32
 
@@ -321,7 +350,7 @@ def test_input_dataset_is_not_modified(tmp_path: Path) -> None:
 def test_scene_without_detections(tmp_path: Path) -> None:
     scene = make_scene(with_objects=False)
     out = tmp_path / "empty"
-    export_scene(scene, out, metadata=METADATA)
+    export_scene(scene, out, metadata=METADATA, provenance=PROVENANCE)
     frame = gpd.read_file(out / "prediction_segments.gpkg")
     assert len(frame) == 0
     assert {"object_id", "pixel_count", "area_m2", "prob_mean"} <= set(frame.columns)
@@ -334,7 +363,11 @@ def test_optional_exports(tmp_path: Path) -> None:
     scene["slope"] = scene["red"] * 100
     scene["tc_brightness"] = xr.full_like(scene["valid"], 7)
     written = export_scene(
-        scene, tmp_path / "s", exports=["optical", "dem", "tcvis"], metadata=METADATA
+        scene,
+        tmp_path / "s",
+        exports=["optical", "dem", "tcvis"],
+        metadata=METADATA,
+        provenance=PROVENANCE,
     )
     data, info = read_band(written["optical"][0])
     assert info["descriptions"] == ("red", "green", "blue")
@@ -350,7 +383,12 @@ def test_optional_exports(tmp_path: Path) -> None:
 def test_layers_override_names(tmp_path: Path) -> None:
     scene = make_scene()
     written = export_scene(
-        scene, tmp_path / "s", exports=["dem"], metadata=METADATA, layers={"dem": ["blue"]}
+        scene,
+        tmp_path / "s",
+        exports=["dem"],
+        metadata=METADATA,
+        provenance=PROVENANCE,
+        layers={"dem": ["blue"]},
     )
     _data, info = read_band(written["dem"][0])
     assert info["descriptions"] == ("blue",)
@@ -359,13 +397,27 @@ def test_layers_override_names(tmp_path: Path) -> None:
 def test_bad_requests_are_refused(tmp_path: Path) -> None:
     scene = make_scene()
     with pytest.raises(ExportError, match="unknown export"):
-        export_scene(scene, tmp_path / "x", exports=["probabilities", "png"], metadata={})
+        export_scene(
+            scene,
+            tmp_path / "x",
+            exports=["probabilities", "png"],
+            metadata={},
+            provenance=PROVENANCE,
+        )
     with pytest.raises(ExportError, match="outputs"):
-        export_scene(scene, tmp_path / "x", exports=["binarized"], metadata={"outputs": []})
+        export_scene(
+            scene,
+            tmp_path / "x",
+            exports=["binarized"],
+            metadata={"outputs": []},
+            provenance=PROVENANCE,
+        )
     with pytest.raises(ExportError, match="valid"):
-        export_scene(scene.drop_vars("valid"), tmp_path / "x", metadata={})
+        export_scene(scene.drop_vars("valid"), tmp_path / "x", metadata={}, provenance=PROVENANCE)
     with pytest.raises(ExportError, match="georeferenced"):
-        export_scene(scene.drop_vars("spatial_ref"), tmp_path / "x", metadata={})
+        export_scene(
+            scene.drop_vars("spatial_ref"), tmp_path / "x", metadata={}, provenance=PROVENANCE
+        )
 
 
 def test_stale_temp_files_are_cleared(tmp_path: Path) -> None:
@@ -373,7 +425,9 @@ def test_stale_temp_files_are_cleared(tmp_path: Path) -> None:
     out.mkdir()
     stale = staged_name(out / "probabilities.tif")
     stale.write_bytes(b"half a file")
-    export_scene(make_scene(), out, exports=["probabilities"], metadata=METADATA)
+    export_scene(
+        make_scene(), out, exports=["probabilities"], metadata=METADATA, provenance=PROVENANCE
+    )
     assert not stale.exists()
     assert is_complete(out)
 
@@ -395,7 +449,7 @@ def test_failed_writer_leaves_neither_final_nor_temp_file(tmp_path: Path) -> Non
 
 def test_checksum_verification_catches_same_size_corruption(tmp_path: Path) -> None:
     out = tmp_path / "s"
-    export_scene(make_scene(), out, exports=["binarized"], metadata=METADATA)
+    export_scene(make_scene(), out, exports=["binarized"], metadata=METADATA, provenance=PROVENANCE)
     tif = out / "binarized.tif"
     data = bytearray(tif.read_bytes())
     data[-1] ^= 0xFF
@@ -419,7 +473,7 @@ def test_geographic_crs_areas_are_measured_on_the_ellipsoid() -> None:
         },
         coords=grid_coords(grid),
     )
-    frame = segments_frame(scene, grid)
+    frame = segments_frame(scene, grid, PROVENANCE)
     # 25 pixels of 0.001° at 70° N: ~111.6 m north-south × ~38.2 m east-west each.
     assert frame.iloc[0].area_m2 == pytest.approx(25 * 111.6 * 38.2, rel=0.01)
 
@@ -459,15 +513,248 @@ def test_lazy_layers_are_written_a_strip_at_a_time(
 
     monkeypatch.setattr(export_rasters, "_ROWS", 64)
     scene = make_scene()
-    eager = export_scene(scene, tmp_path / "eager", exports=["optical"], metadata=METADATA)
+    eager = export_scene(
+        scene, tmp_path / "eager", exports=["optical"], metadata=METADATA, provenance=PROVENANCE
+    )
     lazy = scene.copy()
     readers = {}
     for name in ("red", "green", "blue"):
         # float64: converted per strip on the way out
         lazy[name], readers[name] = strip_recording_variable(scene[name].values.astype(np.float64))
-    written = export_scene(lazy, tmp_path / "lazy", exports=["optical"], metadata=METADATA)
+    written = export_scene(
+        lazy, tmp_path / "lazy", exports=["optical"], metadata=METADATA, provenance=PROVENANCE
+    )
     for name, reader in readers.items():
         assert sum(reader.rows) == SHAPE[0] and max(reader.rows) <= 64, name
     (a, info), (b, _info) = read_band(eager["optical"][0]), read_band(written["optical"][0])
     assert info["dtypes"] == ("float32",) * 3
     np.testing.assert_array_equal(a, b)
+
+
+# -- provenance in every output ----------------------------------------------------------
+
+
+def test_polygons_of_two_scenes_concatenate_into_one_geoparquet(tmp_path: Path) -> None:
+    """The provenance columns have one type whatever the scene (also without objects),
+    so layers of several scenes merge into one table that says where each row is from."""
+    import pyarrow.parquet as pq
+
+    other = replace(
+        PROVENANCE,
+        scene_id="S2B_OTHER",
+        tile_id="08WMB",
+        acquired=datetime(2019, 8, 1, 21, 0, 0, tzinfo=UTC),
+        models=(ModelRef("unet.pt", "ab" * 32),),
+    )
+    empty = replace(PROVENANCE, scene_id="S2A_EMPTY", tile_id=None)
+    export_scene(make_scene(), tmp_path / "a", metadata=METADATA, provenance=PROVENANCE)
+    export_scene(make_scene(), tmp_path / "b", metadata=METADATA, provenance=other)
+    export_scene(
+        make_scene(with_objects=False), tmp_path / "c", metadata=METADATA, provenance=empty
+    )
+    layers = [tmp_path / name / "prediction_segments.parquet" for name in ("a", "b", "c")]
+    schemas = [pq.read_schema(path).remove_metadata() for path in layers]
+    assert schemas[0].equals(schemas[1]) and schemas[0].equals(schemas[2])
+    assert str(schemas[2].field("scene_id").type) == "large_string"
+    assert str(schemas[2].field("scene_datetime").type) == "timestamp[ms, tz=UTC]"
+
+    merged = pd.concat([gpd.read_parquet(path) for path in layers], ignore_index=True)
+    merged.to_parquet(tmp_path / "merged.parquet")
+    back = gpd.read_parquet(tmp_path / "merged.parquet")
+    assert list(back.columns[:5]) == [
+        "scene_id",
+        "tile_id",
+        "scene_datetime",
+        "source",
+        "models",
+    ]
+    assert back.crs.to_epsg() == 32608
+    assert back["scene_id"].value_counts().to_dict() == {"S2A_TEST": 3, "S2B_OTHER": 3}
+    first, second = back.iloc[0], back.iloc[3]
+    assert (first.scene_id, first.tile_id, first.source) == ("S2A_TEST", "08WMA", "cdse")
+    assert first.scene_datetime == pd.Timestamp("2018-07-14T20:38:49.024Z")
+    assert first.models == f"unet.pt@{'ab' * 6}; unetpp.pt@{'cd' * 6}"
+    assert (second.scene_id, second.tile_id) == ("S2B_OTHER", "08WMB")
+    assert second.scene_datetime == pd.Timestamp("2019-08-01T21:00:00Z")
+    assert second.models == f"unet.pt@{'ab' * 6}"
+    assert list(back.loc[back.scene_id == "S2B_OTHER", "object_id"]) == [1, 2, 3]
+
+    # The GeoPackage has the same columns, and the extent layer names its scene too.
+    gpkg = gpd.read_file(tmp_path / "b" / "prediction_segments.gpkg")
+    assert list(gpkg.columns) == list(back.columns)
+    extent = gpd.read_parquet(tmp_path / "c" / "prediction_extent.parquet")
+    assert list(extent["scene_id"]) == ["S2A_EMPTY"] and extent["tile_id"].isna().all()
+
+
+def test_geotiffs_carry_provenance_tags_scale_and_colour_table(exported) -> None:
+    import hashlib
+
+    _scene, out, _ = exported
+    canonical = json.dumps(
+        PROVENANCE.parameters, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    expected = {
+        "scene_id": "S2A_TEST",
+        "tile_id": "08WMA",
+        "datetime": "2018-07-14T20:38:49.024Z",
+        "source": "cdse",
+        "models": f"unet.pt@{'ab' * 32}; unetpp.pt@{'cd' * 32}",
+        "darts_version": darts.__version__,
+        "parameters_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+    }
+    for name in ("probabilities.tif", "binarized.tif"):
+        with rasterio.open(out / name) as src:
+            tags = src.tags()
+            assert {key: tags.get(key) for key in expected} == expected, name
+    with rasterio.open(out / "probabilities.tif") as src:
+        assert src.scales == (0.01,) and src.offsets == (0.0,)
+        assert src.descriptions == ("probability_percent",)
+        # What a GIS shows after applying the scale: the probability.
+        p = src.read(1, masked=True)
+        assert float(p.min()) * src.scales[0] >= 0.0 and float(p.max()) * src.scales[0] <= 1.0
+    with rasterio.open(out / "binarized.tif") as src:
+        assert src.colorinterp[0] == rasterio.enums.ColorInterp.palette
+        colours = src.colormap(1)
+        assert colours[1] == (255, 0, 255, 255)
+        assert colours[0] == (0, 0, 0, 255)
+        assert colours[255] != colours[1] and colours[255] != colours[0]
+        assert src.descriptions == ("detection",) and src.scales == (1.0,)
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+
+
+def test_optional_layers_carry_the_provenance_too(tmp_path: Path) -> None:
+    written = export_scene(
+        make_scene(), tmp_path / "s", exports=["optical"], metadata=METADATA, provenance=PROVENANCE
+    )
+    with rasterio.open(written["optical"][0]) as src:
+        assert src.tags()["scene_id"] == "S2A_TEST"
+        assert src.tags()["parameters_sha256"] == PROVENANCE.parameters_sha256
+
+
+def test_stac_item_describes_every_output_and_is_in_the_record(exported) -> None:
+    import hashlib
+
+    import pystac
+    from pyproj import Transformer
+    from pystac.validation import validate_dict
+
+    _scene, out, written = exported
+    item_path = out / STAC_ITEM_NAME
+    document = json.loads(item_path.read_text())
+    # The core schema, bundled with pystac (the extension schemas would need the network).
+    validate_dict(document, extensions=[])
+    assert document["stac_version"] == "1.1.0"
+    assert document["id"] == "S2A_TEST"
+    assert document["properties"]["datetime"] == "2018-07-14T20:38:49.024Z"
+    assert document["properties"]["grid:code"] == "MGRS-08WMA"
+    assert document["properties"]["darts:models"] == [
+        {"name": "unet.pt", "sha256": "ab" * 32},
+        {"name": "unetpp.pt", "sha256": "cd" * 32},
+    ]
+    assert document["properties"]["darts:parameters"] == dict(PROVENANCE.parameters)
+    assert document["properties"]["darts:parameters_sha256"] == PROVENANCE.parameters_sha256
+    assert document["links"] == [
+        {
+            "rel": "derived_from",
+            "href": PROVENANCE.source_href,
+            "title": "cdse scene S2A_TEST",
+            "type": "application/geo+json",
+        }
+    ]
+
+    # Every output but the record, with size and SHA-256 multihash; the record too.
+    assets = document["assets"]
+    produced = [
+        p for key, paths in written.items() if key not in ("stac", "metadata") for p in paths
+    ]
+    by_href = {a["href"]: a for a in assets.values()}
+    assert set(by_href) == {f"./{p.name}" for p in produced} | {f"./{RECORD_NAME}"}
+    for path in produced:
+        asset = by_href[f"./{path.name}"]
+        assert asset["file:size"] == path.stat().st_size
+        assert asset["file:checksum"] == "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
+        assert asset["roles"] == (["thumbnail"] if path.suffix == ".png" else ["data"])
+    assert by_href[f"./{RECORD_NAME}"]["roles"] == ["metadata"]
+    assert {"prediction_segments_gpkg", "prediction_segments_parquet"} <= set(assets)
+    probabilities = assets["probabilities"]
+    assert probabilities["type"] == "image/tiff; application=geotiff; profile=cloud-optimized"
+    assert probabilities["proj:code"] == "EPSG:32608"
+    assert probabilities["proj:shape"] == list(SHAPE)
+    assert probabilities["proj:transform"] == list(TRANSFORM)
+    assert probabilities["bands"] == [{"name": "probability_percent"}]
+    assert probabilities["raster:bands"] == [
+        {"data_type": "uint8", "nodata": 255, "scale": 0.01, "offset": 0.0}
+    ]
+    assert assets["binarized"]["raster:bands"] == [{"data_type": "uint8", "nodata": 255}]
+
+    # Without a footprint from the source: the grid's outline in EPSG:4326.
+    to_lonlat = Transformer.from_crs(32608, 4326, always_xy=True)
+    west, south = to_lonlat.transform(500000.0, 7597000.0)
+    east, north = to_lonlat.transform(504000.0, 7600000.0)
+    lon0, lat0, lon1, lat1 = document["bbox"]
+    eps = 1e-7  # coordinates are kept to 7 decimals (~1 cm)
+    assert lon0 <= west + eps and lat0 <= south + eps
+    assert lon1 >= east - eps and lat1 >= north - eps
+    assert lon1 - lon0 < 0.2 and lat1 - lat0 < 0.05
+
+    # pystac reads it, resolves the relative hrefs beside the file and understands the
+    # extension fields.
+    from pystac.extensions.file import FileExtension
+    from pystac.extensions.projection import ProjectionExtension
+    from pystac.extensions.raster import RasterExtension
+
+    item = pystac.Item.from_file(str(item_path))
+    asset = item.assets["probabilities"]
+    assert Path(asset.get_absolute_href()) == out / "probabilities.tif"
+    assert RasterExtension.ext(asset).bands[0].scale == 0.01
+    assert ProjectionExtension.ext(asset).code == "EPSG:32608"
+    assert FileExtension.ext(asset).size == (out / "probabilities.tif").stat().st_size
+    assert item.datetime == datetime(2018, 7, 14, 20, 38, 49, 24000, tzinfo=UTC)
+
+    # The record lists the STAC item with its checksum; the item holds no local path.
+    record = json.loads((out / RECORD_NAME).read_text())
+    entry = {e["file"]: e for e in record["outputs"]}[STAC_ITEM_NAME]
+    assert entry["export"] == "stac"
+    assert entry["sha256"] == hashlib.sha256(item_path.read_bytes()).hexdigest()
+    assert str(out) not in item_path.read_text()
+
+
+def test_stac_item_takes_the_source_footprint_and_a_composite_span(tmp_path: Path) -> None:
+    footprint = {
+        "type": "Polygon",
+        "coordinates": [[[-135.0, 68.4], [-134.9, 68.4], [-134.9, 68.5], [-135.0, 68.4]]],
+    }
+    mosaic = replace(
+        PROVENANCE,
+        source="cdse-mosaic",
+        source_href=None,
+        footprint=footprint,
+        acquired=datetime(2024, 7, 1, tzinfo=UTC),
+        period_start=datetime(2024, 7, 1, tzinfo=UTC),
+        period_end=datetime(2024, 10, 1, tzinfo=UTC),
+    )
+    out = tmp_path / "m"
+    export_scene(make_scene(), out, exports=["binarized"], metadata=METADATA, provenance=mosaic)
+    document = json.loads((out / STAC_ITEM_NAME).read_text())
+    assert document["geometry"]["coordinates"][0][0] == [-135.0, 68.4]
+    assert document["bbox"] == [-135.0, 68.4, -134.9, 68.5]
+    assert document["properties"]["start_datetime"] == "2024-07-01T00:00:00Z"
+    assert document["properties"]["end_datetime"] == "2024-10-01T00:00:00Z"
+    # No self link in the source document: the source item is named by its id.
+    assert document["links"][0]["href"] == "S2A_TEST"
+    assert document["properties"]["darts:source"] == "cdse-mosaic"
+
+
+def test_provenance_digest_and_times() -> None:
+    same = replace(
+        PROVENANCE,
+        scene_id="S2B_OTHER",
+        parameters={"postprocess": {"binarization_threshold": 0.5}},
+    )
+    assert same.parameters_sha256 == PROVENANCE.parameters_sha256  # one run, one digest
+    other = replace(PROVENANCE, parameters={"postprocess": {"binarization_threshold": 0.6}})
+    assert other.parameters_sha256 != PROVENANCE.parameters_sha256
+    naive = replace(PROVENANCE, acquired=datetime(2018, 7, 14, 20, 38, 49))
+    assert naive.acquired_text() == "2018-07-14T20:38:49Z"
+    with pytest.raises(ValueError, match="plain JSON"):
+        replace(PROVENANCE, parameters={"path": Path("/x")})

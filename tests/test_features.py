@@ -13,12 +13,12 @@ from rasterio.warp import transform_bounds
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
+from darts.grid.scene import Grid, grid_of_dataset
 from darts.processing import features as ft
 from darts.processing import terrain
 from darts.processing.normalize import UnknownBandError, normalize
 from darts.processing.reflectance import to_reflectance
 from darts.sources.decode import grid_coords
-from darts.store.georef import Grid
 
 SCENE_CRS = "EPSG:32606"
 SHAPE = (64, 80)
@@ -325,7 +325,7 @@ def test_aux_already_on_the_scene_grid_is_taken_as_it_is(
     scene: tuple[xr.Dataset, xr.Dataset],
 ) -> None:
     optical, inputs = scene
-    grid = ft.scene_grid(optical)
+    grid = grid_of_dataset(optical)
     dem = ft.reproject_dem(make_dem(grid), grid)
     tcvis = ft.reproject_tcvis(make_tcvis(grid), grid)
     assert ft.on_scene_grid(dem, optical) and ft.on_scene_grid(tcvis, optical)
@@ -376,7 +376,7 @@ def test_lazy_optical_bands_stay_lazy_and_are_decoded_about_once(
     scene: tuple[xr.Dataset, xr.Dataset],
 ) -> None:
     optical, inputs = scene
-    grid = ft.scene_grid(optical)
+    grid = grid_of_dataset(optical)
     lazy, backends = _lazy_optical(optical, (32, 32))
     streamed = ft.build_inputs(lazy, make_dem(grid), make_tcvis(grid), PARAMS)
     assert not streamed["B04_10m"].variable._in_memory
@@ -465,7 +465,7 @@ def test_tcvis_validity_is_kept_as_bits_and_caches_can_be_released(
 ) -> None:
     optical, inputs = scene
     assert not inputs[ft.TCVIS_VALID].variable._in_memory  # bits, unpacked when read
-    grid = ft.scene_grid(optical)
+    grid = grid_of_dataset(optical)
     expected = ft.reproject_tcvis(make_tcvis(grid, cover=0.7), grid)["valid"].values
     partial = ft.build_inputs(optical, None, make_tcvis(grid, cover=0.7), PARAMS)
     valid = partial[ft.TCVIS_VALID]

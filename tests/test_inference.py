@@ -309,6 +309,45 @@ def test_ensemble_is_the_mean_and_features_are_read_once_per_patch() -> None:
     np.testing.assert_allclose(result.probabilities, (alone[0] + alone[1]) / 2, atol=1e-6)
 
 
+@pytest.mark.parametrize(("padding", "loop"), [(0, "cpu"), (3, "cpu"), (3, "device")])
+def test_each_models_own_probabilities_come_with_the_ensembles(
+    padding: int, loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --write-model-outputs: each model blended alone, the ensemble unchanged.
+    if loop == "device":
+        # The GPU's loop (features of the next batch while the device works), run on
+        # CPU tensors: the same stacking and cropping as on a GPU.
+        from darts.processing import inference
+
+        original = inference._Ensemble.__init__
+
+        def device_loop(self, *args, **kwargs) -> None:
+            original(self, *args, **kwargs)
+            self.on_cpu = False
+
+        monkeypatch.setattr(inference._Ensemble, "__init__", device_loop)
+    shape = (50, 70)
+    scene = Scene(shape)
+    first = loaded(PixelNet(3, seed=7), ("nir", "red", "green"), "first")
+    second = loaded(PixelNet(2, seed=8), ("green", "blue"), "second")
+    params = PatchParams(patch_size=32, overlap=8, batch_size=2, reflection_padding=padding)
+    valid = everywhere(scene)
+    valid[:, :32] = False  # patches without a valid pixel stay NaN in every layer
+
+    both = predict_scene([first, second], shape, scene.read_patch, valid, params, each_model=True)
+    plain = predict_scene([first, second], shape, scene.read_patch, valid, params)
+
+    np.testing.assert_array_equal(both.probabilities, plain.probabilities)
+    assert plain.model_probabilities == ()
+    assert len(both.model_probabilities) == 2
+    for model, own in zip((first, second), both.model_probabilities, strict=True):
+        alone = predict_scene([model], shape, scene.read_patch, valid, params).probabilities
+        np.testing.assert_allclose(own, alone, atol=1e-6, equal_nan=True)
+        assert np.isnan(own).sum() == np.isnan(both.probabilities).sum() > 0
+    mean = (both.model_probabilities[0] + both.model_probabilities[1]) / 2
+    np.testing.assert_allclose(both.probabilities, mean, atol=1e-6, equal_nan=True)
+
+
 def test_smp_unet_runs_on_patches_it_could_not_take_directly() -> None:
     # 30 px patches: not a multiple of the encoder's output stride 8; the input is
     # padded up to 32 and the padding cropped again.

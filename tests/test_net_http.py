@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from darts.net import (
 )
 from darts.net.redact import redact_url
 from darts.net.retry import RetryPolicy, parse_retry_after
+from darts.net.unreachable import EndpointUnreachable, UnreachableEndpoints
 from darts.sandbox.servers.faults import FaultConfig, FaultInjector
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
@@ -263,3 +265,50 @@ def test_redact_url() -> None:
     redacted = redact_url(url)
     assert "pw" not in redacted and "abc" not in redacted and "=k" not in redacted
     assert "page=2" in redacted and redacted.startswith("https://REDACTED@host/p?")
+
+
+# -- an endpoint that cannot be connected to -----------------------------------------------
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_endpoint_fails_fast_after_one_budget() -> None:
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/index.zip"
+    with client(max_retries=2) as c:
+        with pytest.raises(NetworkError) as first:
+            c.get_bytes(url, purpose="test")
+        # One line naming the request, the endpoint and why; no urllib3 internals.
+        assert str(first.value) == (
+            f"GET {url}: cannot connect to http://127.0.0.1:{port} (Connection refused) "
+            "(gave up after 3 attempts)"
+        )
+        started = time.monotonic()
+        with pytest.raises(EndpointUnreachable) as second:
+            c.get_range(f"http://127.0.0.1:{port}/tile.tif", 0, 100, purpose="test")
+        assert time.monotonic() - started < 0.1
+        assert f"cannot connect to http://127.0.0.1:{port} (Connection refused)" in str(
+            second.value
+        )
+        assert "\n" not in str(second.value)
+        # The second request was never sent; another endpoint is not affected.
+        assert c.counter.snapshot().requests == 3
+        with serve(Scripted(then=ok(b"{}"))) as other:
+            assert c.get_json(other, purpose="test") == {}
+
+
+def test_an_unreachable_hold_ends() -> None:
+    now = [0.0]
+    held = UnreachableEndpoints(hold_s=120.0, clock=lambda: now[0])
+    held.hold("http://127.0.0.1:9", "Connection refused", 6)
+    with pytest.raises(EndpointUnreachable, match="failed all 6 attempts"):
+        held.check("http://127.0.0.1:9", "GET http://127.0.0.1:9/x")
+    held.check("http://127.0.0.1:10", "GET http://127.0.0.1:10/x")
+    now[0] = 121.0
+    held.check("http://127.0.0.1:9", "GET http://127.0.0.1:9/x")  # tried again
+    assert not held.is_held("http://127.0.0.1:9")

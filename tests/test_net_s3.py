@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from test_net_support import fast_settings, serve
 from darts.net import (
     ChecksumMismatch,
     CredentialsError,
+    NetworkError,
     NetworkGate,
     NetworkSettings,
     OfflineError,
@@ -39,6 +41,7 @@ from darts.net import (
     remote_raster_env,
     to_multihash,
 )
+from darts.net.unreachable import EndpointUnreachable
 from darts.sandbox.servers.runner import ServerThread
 
 # moto's state is process-wide and bucket names are unique across its accounts: a
@@ -351,3 +354,22 @@ def test_missing_aws_profile_env_does_not_break_env_keys(
     settings = S3Settings(endpoint_url=endpoint)
     with S3Client(settings, fast_settings(), gate=NetworkGate()) as client:
         assert client.head((BUCKET, KEY), purpose="t").size == len(DATA)
+
+
+def test_an_unreachable_s3_endpoint_is_one_line_then_not_tried_again() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    settings = S3Settings(
+        endpoint_url=f"http://127.0.0.1:{port}", access_key_id="AK", secret_access_key="SK"
+    )
+    with S3Client(settings, fast_settings(max_retries=1), gate=NetworkGate()) as client:
+        with pytest.raises(NetworkError) as first:
+            client.get_object_bytes("s3://eodata/a/b.jp2", purpose="test")
+        assert str(first.value) == (
+            f"S3 GET s3://eodata/a/b.jp2: cannot connect to http://127.0.0.1:{port} "
+            "(Connection refused) (gave up after 2 attempts)"
+        )
+        with pytest.raises(EndpointUnreachable):
+            client.head("s3://eodata/a/c.jp2", purpose="test")
+        assert client.counter.snapshot().requests == 2

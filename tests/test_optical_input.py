@@ -9,6 +9,7 @@ import numpy as np
 
 from darts.net import NetworkSettings, S3Client, S3Settings, forbid_sockets
 from darts.pipelines.optical import QUALITY_BAND, load_optical
+from darts.pipelines.staged_scenes import StagedScenes
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.service import Sandbox
 from darts.sources.cdse_source import CdseSource
@@ -31,9 +32,9 @@ def test_reflectance_and_quality_from_the_store_offline(
         ),
         NetworkSettings(max_retries=1, backoff_base_s=0.01),
     )
-    online = load_optical(CdseSource(s3=s3), item, ["B04", "B08"], store, offline=False)
+    online = load_optical(CdseSource(s3=s3), item, ["B04", "B08"], store)
     with forbid_sockets() as audit:
-        offline = load_optical(CdseSource(), item, ["B04", "B08"], store, offline=True)
+        offline = load_optical(StagedScenes(CdseSource(), store), item, ["B04", "B08"], store)
     assert audit.blocked == []
     assert sorted(offline.data_vars) == sorted(["B04_10m", "B08_10m", "SCL_20m", QUALITY_BAND])
     for name in offline.data_vars:

@@ -8,10 +8,10 @@ import xarray as xr
 from pyproj import CRS
 from scipy.ndimage import binary_erosion
 
+from darts.grid.scene import Grid
 from darts.processing import postprocess as pp
 from darts.processing.postprocess import PostprocessParams, postprocess
 from darts.sources.decode import grid_coords
-from darts.store.georef import Grid
 
 SHAPE = (60, 60)
 NO_EROSION = PostprocessParams(mask_erosion_size=0, edge_erosion_size=0, min_object_size=0)

@@ -64,7 +64,7 @@ def test_tile_staging_then_rerun_downloads_nothing(
     sandbox.clear_requests()
     code, out, _ = run(args, capsys)
     assert code == 0, out
-    assert sorted(json.loads(ids_file.read_text())) == expected
+    assert sorted(json.loads(ids_file.read_text())["scene_ids"]) == expected
     assert len(s3_gets(sandbox)) == len(expected) * len(DEFAULT_KEYS)
     store = SceneStore(data_dir / "sentinel2" / "cdse")
     for scene_id in expected:

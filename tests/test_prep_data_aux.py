@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,40 @@ def test_readiness_lists_every_missing_aux_tile(
     assert "--aux" in err
 
 
+def test_the_saved_id_file_lets_readiness_name_aux_gaps_of_unstaged_scenes(
+    sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys, tmp_path: Path
+) -> None:
+    # prep-data keeps each scene's footprint in the id file it writes, so an offline
+    # check lists the auxiliary tiles of a scene whose optical data is not staged yet.
+    scene = main_scene(sandbox_world)
+    ids_file = tmp_path / "ids.json"
+    code, _, err = run(
+        [
+            "inference", "prep-data", "sentinel2", "--scene-ids", scene["id"], "--aux",
+            "--prep-data-scene-id-file", str(ids_file),
+        ],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    saved = json.loads(ids_file.read_text())
+    assert saved["type"] == "FeatureCollection" and saved["scene_ids"] == [scene["id"]]
+    assert saved["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    readiness = ["inference", "readiness", "sentinel2", "--scene-id-file", str(ids_file)]
+    with forbid_sockets() as audit:
+        code, out, _ = run(readiness, capsys)
+    assert code == 1
+    assert f"{scene['id']}: scene not in the raw-data store" in out
+    assert ": ArcticDEM" not in out and ": TCVIS" not in out  # those are staged
+    shutil.rmtree(data_dir / "auxiliary" / "tcvis.icechunk")
+    with forbid_sockets() as more:
+        code, out, _ = run(readiness, capsys)
+    assert audit.blocked == [] and more.blocked == []
+    assert code == 1
+    assert f"{scene['id']}: scene not in the raw-data store" in out
+    assert f"{scene['id']}: TCVIS " in out and "not staged" in out
+    assert ": ArcticDEM" not in out
+
+
 def test_aux_with_a_cube_of_another_resolution_is_one_clear_error(
     sandbox: Sandbox, sandbox_world: WorldLayout, data_dir: Path, capsys, tmp_path: Path
 ) -> None:
@@ -188,8 +223,8 @@ def test_the_pipeline_reads_heights_alone_and_they_carry_the_data_mask(
     buffer_m = 25_000.0
     with HttpClient(runtime.net) as http:
         cubes = AuxCubes(runtime, http, resolution_m=10)
-        heights = cubes.load_dem(region, buffer_m, fetch=True)
-        everything = cubes.load_dem(region, buffer_m, fetch=False, variables=None)
+        heights = cubes.load_dem(region, buffer_m)
+        everything = cubes.load_dem(region, buffer_m, variables=None)
     assert list(heights.data_vars) == ["dem"]
     assert sorted(everything.data_vars) == ["datamask", "dem"]
     # What makes reading the mask unnecessary: no height where the mask says no data.

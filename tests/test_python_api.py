@@ -13,6 +13,7 @@ import pytest
 import darts
 from darts.errors import ConfigError
 from darts.net.guard import forbid_sockets, get_gate
+from darts.pipelines.staging import SceneNotStagedError
 from darts.sandbox.layout import WorldLayout
 from darts.store.readiness import NotStagedError
 
@@ -79,7 +80,7 @@ def test_offline_workspace_lists_every_gap_and_refuses_searches(
         assert offline.discover(tile_ids=["08WNB"], years=[2024]) == []  # nothing staged
         with pytest.raises(NotStagedError) as caught:
             offline.stage([scene])
-        with pytest.raises(ConfigError, match="not in the raw-data store"):
+        with pytest.raises(SceneNotStagedError, match="not in the store"):
             offline.open_scene(scene["id"])
     assert audit.blocked == []
     message = str(caught.value)

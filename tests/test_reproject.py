@@ -11,9 +11,9 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.warp import transform_bounds
 
+from darts.grid.scene import Grid, grid_of_dataset
 from darts.processing import reproject as rp
 from darts.sources.decode import grid_coords
-from darts.store.georef import Grid
 
 SCENE_CRS = "EPSG:32606"
 
@@ -87,9 +87,9 @@ def _bounds(grid: Grid) -> tuple[float, float, float, float]:
 
 def test_scene_grid_from_spatial_ref_or_from_dataset_attributes() -> None:
     grid = scene_grid_at()
-    assert rp.scene_grid(scene_of(grid)).matches(grid)
+    assert grid_of_dataset(scene_of(grid)).matches(grid)
     bare = scene_of(grid).drop_vars("spatial_ref").assign_attrs({"proj:code": SCENE_CRS})
-    assert rp.scene_grid(bare).matches(grid)
+    assert grid_of_dataset(bare).matches(grid)
 
 
 def test_dem_values_at_known_points_nan_outside_and_datamask_honoured() -> None:

@@ -34,6 +34,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from darts.sandbox.layout import PGC_DATA_PLACEHOLDER, PGC_STAC_PLACEHOLDER, WorldLayout
+from darts.sandbox.servers.fault_schedule import FaultSchedule
 from darts.sandbox.servers.faults import FaultConfig, FaultInjector
 from darts.sandbox.servers.pgc import ARCTICDEM_INDEX_PATH, pgc_data_app
 from darts.sandbox.servers.runner import ServerThread
@@ -643,6 +644,51 @@ def test_fault_sequence_is_reproducible(faulty: tuple[str, FaultInjector]) -> No
     first = statuses()
     assert first == statuses()  # set_config re-seeds
     assert set(first) == {206, 503}
+
+
+def test_a_short_run_sees_the_configured_rate(files: tuple[ServerThread, Path]) -> None:
+    """20 % over 40 requests is 8 faults, one in every 5 consecutive requests, and the
+    kinds in their proportions (10 % : 5 % : 5 %) — not "20 % on average"."""
+    _, root = files
+    config = FaultConfig(error_rate=0.1, reset_rate=0.05, truncate_rate=0.05)
+    sequences = []
+    for name in ("pgc-data", "s3"):  # same base seed, different servers
+        injector = FaultInjector(range_file_app(root), name, config, seed=0)
+        with ServerThread(injector) as server, requests.Session() as session:
+            for _ in range(40):
+                try:
+                    session.get(f"{server.url}/blob.bin", timeout=5)
+                except requests.exceptions.RequestException:
+                    session.close()  # a reset or truncated connection: start afresh
+        faults = [entry["fault"] for entry in injector.requests()]
+        assert len(faults) == 40
+        for start in range(0, 40, 5):
+            assert sum(f is not None for f in faults[start : start + 5]) == 1, faults
+        assert sorted(f for f in faults if f) == ["error"] * 4 + ["reset"] * 2 + ["truncate"] * 2
+        sequences.append(faults)
+    assert sequences[0] != sequences[1]  # each server draws its own schedule
+
+
+def test_fault_schedule_rates_are_exact_over_every_deck() -> None:
+    for rates, deck in (
+        ({"error": 0.2}, 5),
+        ({"error": 0.1, "reset": 0.05, "truncate": 0.05}, 5),
+        ({"error": 0.5}, 2),
+        ({"error": 1 / 3}, 3),
+        ({"error": 1.0}, 1),
+    ):
+        schedule = FaultSchedule(rates, seed="0:test")
+        assert schedule.size == deck
+        dealt = [schedule.next() for _ in range(deck * 20)]
+        total = sum(rates.values())
+        for start in range(0, len(dealt), deck):
+            assert sum(f is not None for f in dealt[start : start + deck]) == round(total * deck)
+        for kind, rate in rates.items():
+            assert dealt.count(kind) == pytest.approx(rate * len(dealt), abs=1)
+    # A rate no small deck holds exactly is still exact in the long run.
+    schedule = FaultSchedule({"error": 0.123}, seed=1)
+    assert sum(schedule.next() is not None for _ in range(1000)) == 123
+    assert FaultSchedule({}, seed=0).next() is None
 
 
 def test_admin_endpoints(faulty: tuple[str, FaultInjector]) -> None:

@@ -254,7 +254,8 @@ def test_bands_of_another_product_are_refused(store: SceneStore, item: dict[str,
 def test_invalid_names_and_pure_paths(store: SceneStore, item: dict[str, Any]) -> None:
     path = store.scene_path(SCENE)
     assert path == store.root / f"{SCENE}.zarr" and not store.root.exists()
-    assert store.lock_path(SCENE).parent == store.root  # next to the scene, not inside
+    # In the store's one hidden folder: beside the scene, not inside it.
+    assert store.lock_path(SCENE) == store.root / ".darts" / "locks" / f"{SCENE}.lock"
     for bad in ("../etc", "a/b", "", ".hidden"):
         with pytest.raises(StoreError):
             store.scene_path(bad)
@@ -347,3 +348,17 @@ def test_lock_is_reentrant_in_a_thread_and_times_out_for_others(
     assert SCENE in str(caught[0]) and "0.2 s" in str(caught[0])
     with store.lock(SCENE, timeout=0.2):  # free again
         pass
+
+
+def test_the_lock_of_the_earlier_layout_goes_on_the_next_write(
+    store: SceneStore, item: dict[str, Any]
+) -> None:
+    # darts kept `<scene>.zarr.lock` beside each scene; the next write removes it (no
+    # process holds it), and the store root then shows the scenes and one hidden folder.
+    store.root.mkdir(parents=True)
+    legacy = store.root / f"{SCENE}.zarr.lock"
+    legacy.touch()
+    store.write_bands(SCENE, item, {"B02": make_band(reflectance(1), REFLECTANCE_ATTRS)})
+    assert not legacy.exists()
+    assert sorted(p.name for p in store.root.iterdir()) == [".darts", f"{SCENE}.zarr"]
+    assert [p.name for p in (store.root / ".darts" / "locks").iterdir()] == [f"{SCENE}.lock"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -222,14 +223,23 @@ def test_concurrent_stagers_download_once(tmp_path: Path) -> None:
     assert store.verify(SCENE) == []
 
 
-def test_lock_held_by_another_process_times_out_then_frees_on_kill(tmp_path: Path) -> None:
+def test_lock_held_by_another_process_times_out_then_frees_on_kill(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = store_at(tmp_path)
     holder = Child(tmp_path, "holder", mode="hold", bands=[])
     holder.wait_for_flag()
     started = time.monotonic()
-    with pytest.raises(StoreLockTimeout, match="another process"), store.lock(SCENE, timeout=0.3):
+    # The wait is bounded and logged, and its end names the holder and what to do.
+    holder_text = f"process {holder.process.pid} on "
+    with (
+        caplog.at_level(logging.INFO, logger="darts.store.wait"),
+        pytest.raises(StoreLockTimeout, match=rf"another process .*{holder_text}.*--lock-wait"),
+        store.lock(SCENE, timeout=0.3),
+    ):
         pass
     assert time.monotonic() - started >= 0.3
+    assert any(holder_text in r.getMessage() for r in caplog.records)
     holder.kill()  # a dead holder's lock is released by the OS
     with store.lock(SCENE, timeout=5):
         pass

@@ -17,6 +17,7 @@ from darts.errors import ConfigError
 from darts.net import HttpClient, NetworkSettings, S3Client, S3Settings, forbid_sockets
 from darts.net.errors import OfflineError
 from darts.pipelines.optical import QUALITY_BAND, load_optical
+from darts.pipelines.staged_scenes import StagedScenes
 from darts.pipelines.staging import stage_scene
 from darts.sandbox.layout import WorldLayout
 from darts.sandbox.servers.faults import FaultConfig
@@ -250,9 +251,9 @@ def test_staged_reflectance_equals_cdse_on_the_same_grid(
         NetworkSettings(max_retries=1, backoff_base_s=0.0),
     )
     cdse_store = SceneStore(tmp_path / "cdse", BandEncoding(chunk=512), fsync=False)
-    cdse = load_optical(CdseSource(s3=s3), item, None, cdse_store, offline=False)
+    cdse = load_optical(CdseSource(s3=s3), item, None, cdse_store)
     with forbid_sockets() as audit:
-        gee = load_optical(GeeSource(), document, None, store, offline=True)
+        gee = load_optical(StagedScenes(GeeSource(), store), document, None, store)
     assert audit.blocked == []
     assert gee.attrs["proj:transform"] == cdse.attrs["proj:transform"]
     for key in ("B02_10m", "B03_10m", "B04_10m", "B08_10m"):
@@ -324,7 +325,7 @@ def test_high_volume_endpoint_is_used_when_asked(
     listed = [r for r in sandbox.injector("earthengine").requests() if "listImages" in r["path"]]
     assert listed
     capsys.readouterr()
-    assert main(args) == 2
+    assert main(args) == 3  # the network's exit code
     err = capsys.readouterr().err
     assert "darts: error: the gee catalogue could not be searched" in err
     assert "127.0.0.1:9" in err and "Traceback" not in err and "internal error" not in err

@@ -19,6 +19,7 @@ from darts.errors import ConfigError
 from darts.net import HttpClient, NetworkSettings, S3Client, S3Settings, forbid_sockets
 from darts.net.s3 import parse_s3_href
 from darts.pipelines.optical import QUALITY_BAND, load_optical
+from darts.pipelines.staged_scenes import StagedScenes
 from darts.pipelines.staging import stage_scene
 from darts.processing.quality import quality_mask_from_observations
 from darts.sandbox.layout import WorldLayout
@@ -149,7 +150,7 @@ def test_staged_pixels_equal_the_cogs_and_read_back_offline(
     assert stored.attrs["proj:shape"] == list(mosaic_grid(item).shape)
 
     with forbid_sockets() as audit:
-        optical = load_optical(CdseMosaicSource(), item, None, store, offline=True)
+        optical = load_optical(StagedScenes(CdseMosaicSource(), store), item, None, store)
     assert audit.blocked == []
     dn = stored["B04_10m"].values
     red = optical["B04_10m"].values

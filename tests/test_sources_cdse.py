@@ -382,14 +382,22 @@ def test_offline_discovery_opens_no_socket(tmp_path: Path) -> None:
             SceneSelection(aoi_file=tmp_path / "aoi.gpkg"),
         ):
             with pytest.raises(
-                ConfigError, match="offline runs need --scene-ids or --scene-id-file"
+                ConfigError,
+                match="give the scenes with --scene-ids or --scene-id-file, or pass "
+                "--prep-data-scene-id-file",
             ):
                 discover_offline(selection)
-            # The online entry point refuses the same way when the gate is offline.
-            with pytest.raises(ConfigError, match="offline runs need"):
-                discover_cdse(selection, SceneFilters(), stac_url=UNUSED_URL, net=FAST)
+        # The online entry point with an offline gate: the client refuses the search
+        # itself, naming the catalogue URL, before any socket opens.
+        with pytest.raises(OfflineError, match=UNUSED_URL):
+            discover_cdse(
+                SceneSelection(tile_ids=("08WNB",)),
+                SceneFilters(),
+                stac_url=UNUSED_URL,
+                net=FAST,
+            )
         # A missing id file is reported before any connection would be considered.
-        with pytest.raises(ConfigError, match="darts inference prep-data"):
+        with pytest.raises(ConfigError, match="--prep-data-scene-id-file"):
             discover_cdse(
                 SceneSelection(scene_id_file=tmp_path / "missing.json"),
                 SceneFilters(),
@@ -407,7 +415,7 @@ def test_offline_settings_refuse_fetching_by_id() -> None:
             discover_cdse(
                 SceneSelection(scene_ids=ids), SceneFilters(), stac_url=UNUSED_URL, net=offline
             )
-        with pytest.raises(ConfigError, match="offline runs need"):
+        with pytest.raises(OfflineError, match="Sentinel-2"):
             discover_cdse(
                 SceneSelection(tile_ids=("08WNB",)),
                 SceneFilters(),

@@ -112,7 +112,7 @@ def test_stage_rerun_dry_run_and_offline_run(
     assert code == 0, out + err
     # Earth Engine's caveat is shown once per run; other sources have none here.
     assert err.count("less comparable across years") == (case.source == "gee")
-    assert json.loads(ids_file.read_text()) == expected
+    assert json.loads(ids_file.read_text())["scene_ids"] == expected
     store = SceneStore(data_dir / "sentinel2" / case.source)
     assert store.scenes() == expected
     assert store.stored_bands(expected[0]) == set(case.keys)

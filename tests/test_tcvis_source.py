@@ -38,7 +38,7 @@ from darts.sources.tcvis import (
     tcvis_tile_window,
     tcvis_tiles_for,
 )
-from darts.store.cube_spec import CubeSpec, TileFetch, tile_buffer
+from darts.store.datacube.spec import CubeSpec, TileFetch, tile_buffer
 
 SPEC = tcvis_spec()
 FAST = NetworkSettings(timeout_s=30.0, max_retries=8, backoff_base_s=0.01, backoff_max_s=0.05)
@@ -217,6 +217,33 @@ def test_gee_and_mirror_fetch_equal_the_cog_on_disk(
         covered += int((expected["tc_greenness"] != 0).sum())
     with rasterio.open(world_cog(sandbox_world, period)) as dataset:
         assert covered == dataset.width * dataset.height  # every COG pixel landed once
+
+
+@pytest.mark.usefixtures("loopback_only")
+def test_mirror_reads_survive_truncated_cog_requests(
+    sandbox: Sandbox, sandbox_world: WorldLayout, http: HttpClient, tmp_path: Path
+) -> None:
+    period = "2003-2022"
+    mirror = TcvisStacSource(period, sandbox.endpoints.tcvis_stac_url, spec=SPEC, http=http)
+    tiles = cog_tiles(sandbox_world, period)
+    sandbox.clear_requests()
+    # Every other COG request is cut short (GDAL's own reader failed on these), and a
+    # third of the STAC requests answer 503.
+    sandbox.set_faults("tcvis-data", FaultConfig(truncate_rate=0.5))
+    sandbox.set_faults("tcvis-stac", FaultConfig(error_rate=1 / 3, error_statuses=(503,)))
+    try:
+        for tile in tiles:
+            result, arrays = fetch(mirror, tile, tmp_path)
+            assert result.status == "filled"
+            expected = expected_from_disk(sandbox_world, period, mirror.tile_window(tile))
+            for name in TCVIS_BANDS:
+                np.testing.assert_array_equal(arrays[name], expected[name], err_msg=tile)
+    finally:
+        sandbox.set_faults("tcvis-data", FaultConfig())
+        sandbox.set_faults("tcvis-stac", FaultConfig())
+    log = sandbox.injector("tcvis-data").requests()
+    assert {r["fault"] for r in log} == {"truncate", None}
+    assert len([r for r in log if r["fault"]]) >= len(log) // 2
 
 
 @pytest.mark.usefixtures("loopback_only")

@@ -6,6 +6,8 @@
 - ``[inference]``: torch, torchvision, segmentation-models-pytorch (and scipy, pillow
   for the post-processing), for ``darts inference sentinel2-sequential``;
 - ``[sandbox]``: moto's server, werkzeug, cql2, for ``darts sandbox ...``;
+- ``[dask]``: dask, distributed, dask-jobqueue, for ``darts inference sentinel2-dask``
+  (which needs ``[inference]`` too);
 - ``darts demo`` needs both.
 
 The ``darts`` script (:func:`main`) checks a command's extras before it runs, so a
@@ -28,12 +30,14 @@ DISTRIBUTION = "darts-rts"
 EXTRAS: dict[str, tuple[str, ...]] = {
     "inference": ("torch", "torchvision", "segmentation_models_pytorch", "scipy", "PIL"),
     "sandbox": ("moto", "flask", "werkzeug", "cql2"),
+    "dask": ("dask", "distributed", "dask_jobqueue"),
 }
 
 # Which commands need which extras, by their leading words; the rest need none.
 COMMAND_EXTRAS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("demo",): ("inference", "sandbox"),
     ("inference", "sentinel2-sequential"): ("inference",),
+    ("inference", "sentinel2-dask"): ("inference", "dask"),
     ("sandbox",): ("sandbox",),
 }
 
@@ -84,10 +88,15 @@ def extras_for(command: Sequence[str]) -> tuple[str, ...]:
     return ()
 
 
-# Icechunk 2 warns, on every repository opened on a local disk, that concurrent commits
-# are unsafe there and that conditional PUTs lack write-ids: darts serialises its commits
-# with a file lock, so these (6 lines each time) only bury the command's own output.
-ICECHUNK_LOG = "warn,icechunk_arrow_object_store=error,icechunk_storage::readback=error"
+# Icechunk warns, on every repository opened on a local disk, that concurrent commits
+# are unsafe there (icechunk 1: icechunk::storage::object_store; 2: its
+# icechunk_arrow_object_store) and that conditional PUTs lack write-ids: darts
+# serialises its commits with a file lock, so these (2-6 lines each time) only bury the
+# command's own output, and an error's one line with them.
+ICECHUNK_LOG = (
+    "warn,icechunk::storage::object_store=error,icechunk_arrow_object_store=error,"
+    "icechunk_storage::readback=error"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,5 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli_main(argv)
 
 
+def script() -> None:
+    """The ``darts`` console script: :func:`main`, ending the process with its exit code
+    and without the interpreter's teardown (:mod:`darts.process_exit` says why)."""
+    from darts.process_exit import run_then_exit
+
+    run_then_exit(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    script()

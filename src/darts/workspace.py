@@ -10,6 +10,7 @@ steps a script needs, each returning plain values or `xarray.Dataset`s:
     optical = ws.open_scene(scenes[0])    # reflectance + quality mask, 10 m grid
     aux = ws.open_aux(scenes[0])          # DEM and TCVIS on the same grid
     report = ws.run(scenes, ["model.pt"])
+    report = ws.run_dask(scenes, ["model.pt"], n_workers=4)   # the same, on Dask
 
 Settings come from keyword arguments (any option name of the command line, flat:
 ``max_cloud_cover=20``, ``cdse_stac_url=...``), then the environment, then a config
@@ -23,6 +24,7 @@ so an online and an offline workspace can live side by side.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,9 +35,10 @@ import xarray as xr
 from darts.errors import ConfigError
 
 if TYPE_CHECKING:
+    from darts.pipelines.events import EventSink
     from darts.pipelines.prep_data import PrepDataReport
     from darts.pipelines.runtime import Runtime
-    from darts.pipelines.sequential import RunReport
+    from darts.pipelines.sequential import InferenceRequest, RunReport
     from darts.settings.resolve import Resolved
     from darts.sources.query import SceneFilters, SceneSelection
 
@@ -99,8 +102,8 @@ class Workspace:
         return self.runtime.paths
 
     def __repr__(self) -> str:
-        mode = "offline" if self.offline else "online"
-        return f"Workspace({str(self.paths.darts_dir)!r}, source={self.source!r}, {mode})"
+        where = str(self.paths.darts_dir)
+        return f"Workspace({where!r}, source={self.source!r}, offline={self.offline})"
 
     # -- the steps --------------------------------------------------------------------
 
@@ -120,14 +123,13 @@ class Workspace:
         AOIs select among the scenes staged there."""
         selection = _selection(scene_ids, scene_id_file, tile_ids, aoi_file)
         chosen = self._filters(filters)
-        if self.offline:
-            return self._staged(selection, chosen)
         from darts.net.http import HttpClient
         from darts.pipelines.scene_sources import open_scene_source
         from darts.sources.scene_docs import discover_scenes
 
         with HttpClient(self.runtime.net) as http:
-            return discover_scenes(open_scene_source(self.runtime, http), selection, chosen)
+            source = open_scene_source(self.runtime, http, match_staged=True)
+            return discover_scenes(source, selection, chosen)
 
     def stage(
         self,
@@ -144,20 +146,34 @@ class Workspace:
         listing every gap if not."""
         from dataclasses import replace
 
+        from darts.net.http import HttpClient
+        from darts.pipelines.aux_data import AuxCubes
         from darts.pipelines.prep_data import stage_scenes
+        from darts.pipelines.readiness import require_ready
         from darts.pipelines.requests import prep_data_request
+        from darts.pipelines.scene_sources import open_scene_source
         from darts.sources.query import SceneFilters, SceneSelection
 
         documents = [self._document(scene) for scene in scenes]
         if not documents:
             raise ConfigError("stage() needs at least one scene")
-        if self.offline:
-            return self._check_staged(documents, optical=optical, aux=aux, bands=bands)
         selection = SceneSelection(scene_ids=tuple(str(d["id"]) for d in documents))
         request = prep_data_request(self.settings, selection, SceneFilters())
         request = replace(request, optical=optical, aux=aux, scene_id_file_out=None)
         if bands is not None:
             request = replace(request, bands=list(bands))
+        with HttpClient(self.runtime.net) as http:
+            # Offline, everything must already be there: every gap is listed at once.
+            source = open_scene_source(self.runtime, http)
+            cubes = AuxCubes(self.runtime, http, resolution_m=request.arcticdem_resolution)
+            require_ready(
+                self.runtime,
+                documents,
+                self._store(),
+                source.band_keys(request.bands, None) if optical else None,
+                cubes if aux else None,
+                request.aux_buffer_m,
+            )
         return stage_scenes(request, self.runtime, documents)
 
     def open_scene(
@@ -177,7 +193,6 @@ class Workspace:
                 document,
                 list(bands) if bands is not None else None,
                 self._store(),
-                offline=self.offline,
                 reflectance=reflectance,
             )
 
@@ -198,16 +213,13 @@ class Workspace:
         region = regions_for_scenes([document])[0]
         buffer_m = self.settings.get(Terrain).aux_buffer_m
         resolution = self.settings.get(Storage).arcticdem_resolution
-        fetch = not self.offline
         with HttpClient(self.runtime.net) as http:
             # The scene's grid is in its document: no band needs reading for it.
             source = open_scene_source(self.runtime, http)
             grid = source.describe(document, source.band_keys(None, document)).grid
             cubes = AuxCubes(self.runtime, http, resolution_m=resolution)
-            dem = reproject_dem(cubes.load_dem(region, buffer_m, fetch=fetch), grid)
-            tcvis = reproject_tcvis(
-                cubes.load_tcvis(region, item_year(document), buffer_m, fetch=fetch), grid
-            )
+            dem = reproject_dem(cubes.load_dem(region, buffer_m), grid)
+            tcvis = reproject_tcvis(cubes.load_tcvis(region, item_year(document), buffer_m), grid)
         return xr.merge([dem, tcvis], compat="override", combine_attrs="drop_conflicts")
 
     def run(
@@ -227,16 +239,70 @@ class Workspace:
         from darts.compat import require_extras
 
         require_extras("inference", what="Workspace.run")
-        from darts.pipelines.requests import inference_request
         from darts.pipelines.sequential import run_sequential
         from darts.processing.devices import resolve_device
         from darts.processing.models import load_model
         from darts.settings.processing import Models
+
+        settings, request = self._inference(scenes, models, output_dir, options, "run")
+        device = resolve_device(settings.get(Models).device)
+        loaded = [load_model(Path(path), device) for path in models]
+        return run_sequential(request, self.runtime, loaded)
+
+    def run_dask(
+        self,
+        scenes: Sequence[Scene],
+        models: Sequence[str | Path],
+        *,
+        output_dir: str | Path | None = None,
+        cluster: Any = None,
+        on_event: EventSink | None = None,
+        **options: Any,
+    ) -> RunReport:
+        """`run` with the scenes spread over a Dask cluster: the same outputs and run
+        record. ``cluster`` is a `distributed.Client`, a cluster object
+        (``LocalCluster``, ``SLURMCluster`` ...) or a scheduler address, used as it is
+        and left running; None: the workspace's ``scheduler_address``,
+        ``cluster_config`` or a local cluster (``n_workers``, ``threads_per_worker``),
+        started and shut down for this call. Models are checked here on the CPU and
+        loaded once per worker on ``device``. ``on_event`` receives the progress
+        events (`darts.pipelines.events`), workers' included."""
+        from darts.compat import require_extras
+
+        require_extras("inference", "dask", what="Workspace.run_dask")
+        import torch
+
+        from darts.pipelines.dask_cluster import cluster_choice
+        from darts.pipelines.dask_run import run_dask
+        from darts.processing.devices import check_device_name
+        from darts.processing.models import load_model
+        from darts.settings.processing import Models
+
+        settings, request = self._inference(scenes, models, output_dir, options, "run_dask")
+        device = settings.get(Models).device
+        check_device_name(device)
+        loaded = [load_model(Path(path), torch.device("cpu")) for path in models]
+        target = cluster if cluster is not None else cluster_choice(settings)
+        return run_dask(request, self.runtime, loaded, target, device=device, on_event=on_event)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _inference(
+        self,
+        scenes: Sequence[Scene],
+        models: Sequence[str | Path],
+        output_dir: str | Path | None,
+        options: Mapping[str, Any],
+        what: str,
+    ) -> tuple[Resolved, InferenceRequest]:
+        """The settings (this call's ``options`` over the workspace's) and the request
+        of a run over ``scenes``."""
+        from darts.pipelines.requests import inference_request
         from darts.sources.query import SceneFilters, SceneSelection
 
         documents = [self._document(scene) for scene in scenes]
         if not documents:
-            raise ConfigError("run() needs at least one scene")
+            raise ConfigError(f"{what}() needs at least one scene")
         settings = self.settings
         if options or models:
             settings = _resolve(
@@ -244,66 +310,9 @@ class Workspace:
                 self._environ,
                 self._config_file,
             )
-        device = resolve_device(settings.get(Models).device)
-        loaded = [load_model(Path(path), device) for path in models]
         out = Path(output_dir) if output_dir is not None else self.paths.output_dir
         selection = SceneSelection(scene_ids=tuple(str(d["id"]) for d in documents))
-        request = inference_request(settings, out, selection, SceneFilters())
-        return run_sequential(request, self.runtime, loaded)
-
-    # -- helpers ----------------------------------------------------------------------
-
-    def _staged(self, selection: SceneSelection, filters: SceneFilters) -> list[dict[str, Any]]:
-        """Offline discovery: ids from the store, or the staged scenes a tile or AOI
-        selection matches, ordered like a search's results."""
-        from darts.sources.scene_docs import item_datetime, matches
-
-        if not selection.needs_search:
-            return [self._document(i) for i in self._source().offline_ids(selection)]
-        store = self._store()
-        documents = [store.item(i) for i in store.scenes()] if store is not None else []
-        found = [dict(d) for d in documents if d is not None and matches(d, selection, filters)]
-        return sorted(found, key=lambda d: (str(item_datetime(d)), d["id"]))
-
-    def _check_staged(
-        self,
-        documents: Sequence[Mapping[str, Any]],
-        *,
-        optical: bool,
-        aux: bool,
-        bands: Sequence[str] | None,
-    ) -> PrepDataReport:
-        """What an offline `stage` can do: prove everything is there, or list gaps."""
-        from darts.net.http import HttpClient
-        from darts.pipelines.aux_data import AuxCubes, aux_gaps
-        from darts.pipelines.aux_regions import regions_for_scenes
-        from darts.pipelines.prep_data import PrepDataReport, SceneOutcome
-        from darts.pipelines.scene_sources import open_scene_source
-        from darts.settings.processing import Terrain
-        from darts.settings.sections import Storage
-        from darts.store.readiness import NotStagedError, Readiness, optical_readiness
-
-        ids = [str(d["id"]) for d in documents]
-        with HttpClient(self.runtime.net) as http:
-            source = open_scene_source(self.runtime, http)
-            readiness = Readiness(checked=ids, ready=list(ids))
-            store = self._store()
-            if optical and store is not None:
-                readiness = optical_readiness(store, ids, source.band_keys(bands, None))
-            if aux:
-                resolution = self.settings.get(Storage).arcticdem_resolution
-                cubes = AuxCubes(self.runtime, http, resolution_m=resolution)
-                buffer_m = self.settings.get(Terrain).aux_buffer_m
-                gaps = aux_gaps(cubes, regions_for_scenes(documents), buffer_m)
-                readiness.gaps.extend(gaps)
-                failing = {gap.scene_id for gap in gaps}
-                readiness.ready = [i for i in readiness.ready if i not in failing]
-        if not readiness.ok:
-            raise NotStagedError(readiness)
-        report = PrepDataReport(started="", query="staged scenes (offline check)", scene_ids=ids)
-        report.source = self.source
-        report.outcomes = [SceneOutcome(i, "cached") for i in ids]
-        return report
+        return settings, inference_request(settings, out, selection, SceneFilters())
 
     def _filters(self, overrides: Mapping[str, Any]) -> SceneFilters:
         from darts.pipelines.requests import filters_of
@@ -328,11 +337,8 @@ class Workspace:
             item = store.item(scene_id)
             if item is not None:
                 return dict(item)
-        if self.offline:
-            raise ConfigError(
-                f"offline: scene {scene_id!r} is not in the raw-data store "
-                f"{self.paths.raw_data_store}; stage it first (online)"
-            )
+        # Online a lookup; offline a bare document that every later step reports as
+        # not staged (`StagedScenes`).
         (document,) = self.discover(scene_ids=[scene_id])
         return document
 
@@ -340,15 +346,7 @@ class Workspace:
         from darts.store.scenes import SceneStore
 
         root = self.paths.raw_data_store
-        return SceneStore(root) if root is not None else None
-
-    def _source(self) -> Any:
-        from darts.net.http import HttpClient
-        from darts.pipelines.scene_sources import open_scene_source
-
-        # Offline id checks need no client; the source is built and used without one.
-        with HttpClient(self.runtime.net) as http:
-            return open_scene_source(self.runtime, http)
+        return SceneStore(root, lock_wait_s=self.runtime.lock_wait_s) if root is not None else None
 
 
 def _selection(
@@ -377,16 +375,23 @@ def _resolve(
     """Settings of the API: ``values`` by flat option name > environment > config file
     > defaults, over the sections the API's steps use."""
     from darts.settings.resolve import read_config_file, resolve
+    from darts.settings.suggest import did_you_mean
 
     spec = _api_spec()
-    by_name = {option.field: option for option in spec.options()}
+    # By flat name and by each alias, snake_case (``output_data_dir`` is ``output_dir``).
+    by_name = {name.replace("-", "_"): option for option in spec.options() for name in option.names}
     flags: dict[str, Any] = {}
+    spellings: dict[str, str] = {}
     for name, value in values.items():
         option = by_name.get(name.replace("-", "_"))
         if option is None:
-            known = ", ".join(sorted(by_name))
-            raise ConfigError(f"unknown setting {name!r}; the settings are: {known}")
+            hint = did_you_mean(name.replace("-", "_"), by_name, quote=True)
+            known = ", ".join(sorted(o.field for o in spec.options() if not o.info.ignored))
+            raise ConfigError(f"unknown setting {name!r}{hint}; the settings are: {known}")
+        if option.dest in flags:
+            raise ConfigError(f"setting {name!r} is given twice (under another of its names)")
         flags[option.dest] = value
+        spellings[option.dest] = f"setting {name!r}"
     env = os.environ if environ is None else environ
     path = config_file or env.get("DARTS_CONFIG_FILE") or None
     config = read_config_file(Path(path)) if path else None
@@ -394,7 +399,10 @@ def _resolve(
     # values under [darts] and [darts.api] apply here.
     from darts.settings.commands import ALL_SPECS
 
-    return resolve(spec, flags, env, config, list(ALL_SPECS))
+    resolved = resolve(spec, flags, env, config, list(ALL_SPECS), spellings)
+    for note in resolved.notes:
+        logging.getLogger("darts").warning("%s", note)
+    return resolved
 
 
 def _api_spec() -> Any:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 
 from darts.cli.parser import CommandContext
+from darts.cli.progress_lines import human_size as _size
 from darts.errors import ConfigError
 from darts.pipelines.events import Event, EventSink
-from darts.settings.pipeline import SavedSceneIds, Staging
+from darts.settings.pipeline import Bands, Connectivity, Report, SavedSceneIds, Staging
 from darts.settings.processing import Terrain
+from darts.settings.readiness import ReadinessCheck
 from darts.settings.resolve import Resolved
 from darts.settings.sections import Storage
+from darts.store.disk import check_writable_dir, check_writable_file
 
 
-def _selection(settings: Resolved):
+def _selection(settings: Resolved, *, saved_is_selection: bool = False):
     from darts.pipelines.requests import selection_of
 
-    return selection_of(settings)
+    return selection_of(settings, saved_is_selection=saved_is_selection)
 
 
 def _filters(settings: Resolved):
@@ -36,6 +40,11 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
     from darts.pipelines.runtime import runtime_of
 
     settings: Resolved = ctx.settings  # type: ignore[assignment]
+    if Connectivity in settings.sections and settings.get(Connectivity).offline:
+        raise ConfigError(
+            "prep-data downloads data and cannot run with --offline; to check what is "
+            "staged on an offline machine use `darts inference readiness sentinel2`"
+        )
     staging = settings.get(Staging)
     if not staging.optical and not staging.aux:
         raise ConfigError(
@@ -43,9 +52,19 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         )
     runtime = runtime_of(settings)
     request = prep_data_request(settings, _selection(settings), _filters(settings))
-    bars = _ProgressBars(enabled=not staging.dry_run)
+    report_file = settings.get(Report).report_file
+    report_path = report_file or (runtime.paths.log_dir / f"prep-data-{run_started_stamp()}.json")
+    # Checked now: finding out after hours of staging that the report has no place to
+    # go would end a good run with an error.
+    if report_file:
+        check_writable_file(report_file, "report file", "set by --report-file")
+    elif not staging.dry_run:
+        check_writable_dir(runtime.paths.log_dir, "log folder", runtime.paths.set_by("log_dir"))
+    # Bars only on a terminal: in a job log they are noise, and stderr is for errors.
+    bars = _ProgressBars(enabled=not staging.dry_run and progress_wanted(settings))
+    progress = progress_sink(settings, bars.on_event) if not staging.dry_run else bars.on_event
     try:
-        report = run_prep_data(request, runtime, on_event=with_notes(bars.on_event))
+        report = run_prep_data(request, runtime, on_event=with_notes(progress))
     finally:
         bars.close()
 
@@ -59,10 +78,7 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         if request.optical:
             _print_outcomes(report)
         _print_aux_outcomes(report)
-    report_path = staging.report_file or (
-        runtime.paths.log_dir / f"prep-data-{run_started_stamp()}.json"
-    )
-    if not report.dry_run or staging.report_file:
+    if not report.dry_run or report_file:
         written = write_report(report, report_path)
         print(f"report: {written}")
     failed = False
@@ -74,6 +90,28 @@ def prep_data_sentinel2(ctx: CommandContext) -> int:
         print(f"{tiles} auxiliary tile(s) failed", file=sys.stderr)
         failed = True
     return 1 if failed else 0
+
+
+def progress_wanted(settings: Resolved) -> bool:
+    """Progress bars: on a terminal, unless --log-plain asks for log lines only (or
+    --no-progress for none)."""
+    from darts.settings.sections import Logging
+
+    logging_ = settings.get(Logging)
+    return sys.stderr.isatty() and not logging_.log_plain and not logging_.no_progress
+
+
+def progress_sink(settings: Resolved, bars: Callable[[Event], None]) -> Callable[[Event], None]:
+    """Where a command's progress goes: ``bars`` on a terminal, else plain lines
+    (`darts.cli.progress_lines`), or nowhere with --no-progress."""
+    from darts.cli.progress_lines import ProgressLines
+    from darts.settings.sections import Logging
+
+    if settings.get(Logging).no_progress:
+        return lambda event: None
+    if progress_wanted(settings):
+        return bars
+    return ProgressLines().on_event
 
 
 def with_notes(on_event: EventSink) -> EventSink:
@@ -166,6 +204,8 @@ def _print_outcomes(report) -> None:
         )
     _table(rows)
     for outcome in report.outcomes:
+        if outcome.repaired:
+            print(f"  {outcome.scene_id}: was damaged; staged again: {', '.join(outcome.repaired)}")
         if outcome.error:
             print(f"  {outcome.scene_id}: {outcome.error}")
     counts: dict[str, int] = {}
@@ -180,13 +220,6 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if index == 0:
             print("  ".join("-" * w for w in widths))
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 class _ProgressBars:
@@ -232,33 +265,45 @@ def readiness_sentinel2(ctx: CommandContext) -> int:
     import json
 
     from darts.net.http import HttpClient
+    from darts.pipelines.aux_data import AuxCubes
+    from darts.pipelines.readiness import staged_readiness
     from darts.pipelines.runtime import offline_runtime, runtime_of
     from darts.pipelines.scene_sources import open_scene_source
-    from darts.store.readiness import optical_readiness
-    from darts.store.scenes import SceneStore
+    from darts.sources.query import SceneFilters
 
     settings: Resolved = ctx.settings  # type: ignore[assignment]
-    # This check never needs the network, whatever is set: its clients are offline.
-    runtime = offline_runtime(runtime_of(settings))
+    runtime = runtime_of(settings)
     if runtime.paths.raw_data_store is None:
         raise ConfigError(
             "--no-raw-data-store keeps no scenes, so nothing can be staged for an offline "
             "run: drop --no-raw-data-store"
         )
+    report_file = settings.get(Report).report_file
+    if report_file:
+        check_writable_file(report_file, "report file", "set by --report-file")
+    # This check never needs the network, whatever is set: its clients are offline.
+    runtime = offline_runtime(runtime)
+    saved = settings.get(SavedSceneIds).prep_data_scene_id_file
     with HttpClient(runtime.net) as http:
-        source = open_scene_source(runtime, http)
-    scene_ids = _offline_scene_ids(settings, source.offline_ids)
-    bands = source.band_keys(settings.get(Staging).bands, None)
-    store = SceneStore(runtime.paths.raw_data_store)
-    readiness = optical_readiness(store, scene_ids, bands)
-    _add_aux_gaps(readiness, settings, runtime, store, scene_ids)
+        source = open_scene_source(runtime, http, saved_scene_id_file=saved)
+        selection = _selection(settings, saved_is_selection=True)
+        documents = source.discover(selection, SceneFilters())
+        bands = source.band_keys(settings.get(Bands).bands, None)
+        cubes = AuxCubes(runtime, http, resolution_m=settings.get(Storage).arcticdem_resolution)
+        readiness = staged_readiness(
+            documents,
+            source.store,  # type: ignore[attr-defined]
+            bands,
+            cubes,
+            settings.get(Terrain).aux_buffer_m,
+            verify=settings.get(ReadinessCheck).verify,
+        )
     print(f"raw-data source: {source.name}")
     print(f"raw-data store: {runtime.paths.raw_data_store}")
     print(f"ArcticDEM cube: {runtime.paths.arcticdem_dir}")
     print(f"TCVIS cube: {runtime.paths.tcvis_dir}")
     print(f"bands: {', '.join(bands)}")
     print(readiness.summary())
-    report_file = settings.get(Staging).report_file
     if report_file:
         report_file.write_text(json.dumps(readiness.to_json(), indent=2) + "\n")
     if not readiness.ok:
@@ -270,33 +315,3 @@ def readiness_sentinel2(ctx: CommandContext) -> int:
         return 1
     print("ready for an offline run")
     return 0
-
-
-def _add_aux_gaps(readiness, settings: Resolved, runtime, store, scene_ids) -> None:
-    """Add every auxiliary tile the scenes need that the cubes lack (per scene), and
-    move scenes with such gaps out of the ready list."""
-    from darts.net.http import HttpClient
-    from darts.pipelines.aux_data import AuxCubes, aux_gaps
-    from darts.pipelines.aux_regions import regions_for_scenes
-
-    items = [item for item in (store.item(s) for s in scene_ids) if item is not None]
-    if not items:
-        return
-    with HttpClient(runtime.net) as http:
-        cubes = AuxCubes(runtime, http, resolution_m=settings.get(Storage).arcticdem_resolution)
-        gaps = aux_gaps(cubes, regions_for_scenes(items), settings.get(Terrain).aux_buffer_m)
-    readiness.gaps.extend(gaps)
-    not_ready = {gap.scene_id for gap in gaps}
-    readiness.ready = [s for s in readiness.ready if s not in not_ready]
-
-
-def _offline_scene_ids(settings: Resolved, discover_offline) -> list[str]:
-    """Scene ids without any search: given ids, an id file, or — for a tile/AOI
-    selection — the id file prep-data wrote (``--prep-data-scene-id-file``)."""
-    from darts.sources.query import SceneSelection
-
-    selection = _selection(settings)
-    saved = settings.get(SavedSceneIds).prep_data_scene_id_file
-    if selection.needs_search and saved is not None:
-        selection = SceneSelection(scene_id_file=saved)
-    return discover_offline(selection)

@@ -88,7 +88,7 @@ class SceneInputs:
     quality: np.ndarray
     """uint8 (H, W) ``quality_data_mask`` after ``build_inputs`` (0 invalid, 1 low, 2 high)."""
     grid: Any
-    """``darts.store.georef.Grid`` of the scene."""
+    """``darts.grid.scene.Grid`` of the scene."""
 
 
 def offline_runtime(data_dir: Path) -> Any:
@@ -104,12 +104,12 @@ def read_scene_inputs(
 ) -> Iterator[SceneInputs]:
     """Model inputs of each staged scene, offline: `scene_inputs`, as the sequential
     pipeline assembles them, with its default feature parameters."""
+    from darts.grid.scene import grid_of_dataset
     from darts.net.http import HttpClient
     from darts.pipelines.aux_data import AuxCubes
     from darts.pipelines.scene_inputs import InputPlan, scene_inputs
     from darts.pipelines.scene_sources import open_scene_source
     from darts.processing.features import QUALITY_BAND, FeatureParams, feature_window
-    from darts.processing.reproject import scene_grid
     from darts.settings.processing import Terrain
     from darts.store.scenes import SceneStore
 
@@ -123,13 +123,13 @@ def read_scene_inputs(
             item = store.item(scene_id)
             if item is None:
                 raise FileNotFoundError(f"scene {scene_id} is not staged in {data_dir}")
-            inputs, params = scene_inputs(dict(item), source, store, cubes, plan, offline=True)
+            inputs, params = scene_inputs(dict(item), source, store, cubes, plan)
             height, width = inputs.sizes["y"], inputs.sizes["x"]
             yield SceneInputs(
                 scene_id=scene_id,
                 features=feature_window(inputs, (0, height, 0, width), bands, params),
                 quality=np.asarray(inputs[QUALITY_BAND].values, dtype=np.uint8),
-                grid=scene_grid(inputs),
+                grid=grid_of_dataset(inputs),
             )
 
 

@@ -11,16 +11,19 @@ from darts.settings.options import Section, option
 @dataclass(frozen=True)
 class DemoOptions(Section):
     SECTION = "demo"
+    ENV_PREFIX = "DARTS_DEMO_"
 
     demo_dir: Path | None = option(
         None,
-        help="data dir of the demo: staged scenes, datacubes, outputs (default: <darts-dir>/demo)",
+        env="DARTS_DEMO_DIR",
+        help="data dir of the demo: staged scenes, datacubes, outputs",
+        default_text="<darts-dir>/demo",
         metavar="DIR",
     )
     sandbox_root: Path | None = option(
         None,
-        help="where the sandbox world is built and cached (default: <darts-dir>/sandbox, "
-        "shared with `darts sandbox`)",
+        help="where the sandbox world is built and cached (shared with `darts sandbox build`)",
+        default_text="<darts-dir>/sandbox",
         metavar="DIR",
     )
     raw_data_source: str = option(
@@ -30,7 +33,7 @@ class DemoOptions(Section):
     )
     model_file: Path | None = option(
         None,
-        help="model checkpoint to run (default: the packaged demo model, trained on the "
-        "sandbox world only)",
+        help="model checkpoint to run",
+        default_text="the packaged demo model, trained on the sandbox world only",
         metavar="FILE",
     )

@@ -1,8 +1,10 @@
 """The network layer: the only code in DARTS that opens connections.
 
 Everything remote goes through here: HTTP/STAC (`HttpClient`, `open_stac`), S3
-(`S3Client`), and GDAL's own readers (`remote_raster_env`). Each checks the process
-gate (`get_gate()`) before handing a URL to anything that can connect, so offline mode
+(`S3Client`), remote COGs (`RemoteCog`: bytes through `HttpClient`, decoded by GDAL
+from memory), and GDAL's own readers (`remote_raster_env`, left to the sandbox's
+self-test). One retry policy (`darts.net.retry`) covers every transfer. Each checks the
+process gate (`get_gate()`) before handing a URL to anything that can connect, so offline mode
 is a property of this package alone: other layers never test an `offline` flag, they
 just get an `OfflineError` that names what they wanted.
 
@@ -19,14 +21,18 @@ from darts._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "AwsCredentials": "credentials",
     "ChecksumMismatch": "errors",
+    "CogReadError": "cog",
     "ConnectionBlocked": "errors",
     "CredentialsError": "errors",
+    "EndpointUnreachable": "unreachable",
     "GatedStacApiIO": "stac",
     "HttpClient": "http",
     "NetworkError": "errors",
     "NetworkGate": "guard",
     "NetworkSettings": "settings",
     "OfflineError": "errors",
+    "RangeBody": "ranges",
+    "RemoteCog": "cog",
     "RemoteError": "errors",
     "S3Client": "s3",
     "S3Error": "s3",
@@ -54,14 +60,18 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AwsCredentials",
     "ChecksumMismatch",
+    "CogReadError",
     "ConnectionBlocked",
     "CredentialsError",
+    "EndpointUnreachable",
     "GatedStacApiIO",
     "HttpClient",
     "NetworkError",
     "NetworkGate",
     "NetworkSettings",
     "OfflineError",
+    "RangeBody",
+    "RemoteCog",
     "RemoteError",
     "S3Client",
     "S3Error",
@@ -92,6 +102,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from darts.net.checksum import StreamingVerifier, parse_multihash, to_multihash, verify
+    from darts.net.cog import CogReadError, RemoteCog
     from darts.net.credentials import AwsCredentials
     from darts.net.errors import (
         ChecksumMismatch,
@@ -105,6 +116,8 @@ if TYPE_CHECKING:
     from darts.net.guard import NetworkGate, SocketAudit, forbid_sockets, get_gate
     from darts.net.http import HttpClient
     from darts.net.progress import TransferCounter, TransferStats
+    from darts.net.ranges import RangeBody
     from darts.net.s3 import S3Client, S3Error, S3Location, S3ObjectInfo, parse_s3_href
     from darts.net.settings import NetworkSettings, S3Settings
     from darts.net.stac import GatedStacApiIO, StacApiError, open_stac, stac_io
+    from darts.net.unreachable import EndpointUnreachable

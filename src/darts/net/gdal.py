@@ -6,6 +6,12 @@ remote href reaches rasterio. `remote_raster_env` does that, then enters a *scop
 `rasterio.Env` with the options below. The reference implementation set these options
 process-wide and toggled them per scene (pitfall 18), so concurrent readers of different
 endpoints trampled each other; a scoped Env keeps them per thread and per block.
+
+The pipelines no longer hand remote hrefs to GDAL: its HTTP layer retries by other
+rules than ours and does not recover from a truncated body, so remote COGs are fetched
+through `HttpClient` and only decoded by GDAL (`darts.net.cog`). What remains here
+serves the sandbox's self-test, which checks that the stand-ins answer GDAL's own
+readers as the real services do.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ One `requests.Session` per client, and on top of it what the reference implement
 lacked (pitfall 14): a timeout on every request, retries with exponential backoff and
 full jitter on 429/5xx, dropped connections and truncated bodies, `Retry-After`
 honoured, a bound on concurrent requests across threads, whole-file verification and
-atomic writes for downloads, and the offline gate checked before every attempt.
+atomic writes for downloads, byte ranges checked against what was asked
+(`darts.net.ranges`), an endpoint that cannot be connected to held as unreachable
+(`darts.net.unreachable`), and the offline gate checked before every attempt.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from darts.net.errors import NetworkError, RemoteError, excerpt
 from darts.net.files import atomic_file
 from darts.net.guard import NetworkGate, get_gate
 from darts.net.progress import ByteCallback, TransferCounter
+from darts.net.ranges import RangeBody, check_range_answer
 from darts.net.redact import redact_url
 from darts.net.retry import (
     RetryDecision,
@@ -37,6 +40,7 @@ from darts.net.retry import (
     parse_retry_after,
 )
 from darts.net.settings import NetworkSettings
+from darts.net.unreachable import UnreachableEndpoints, endpoint_of, errno_text
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +64,31 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+def connect_failure(exc: BaseException) -> str | None:
+    """Why no connection was made at all ("Connection refused"), or None if it was."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timeout"
+    if not isinstance(exc, requests.exceptions.ConnectionError) or not exc.args:
+        return None
+    reason = exc.args[0]
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    # NewConnectionError (and its NameResolutionError) before ConnectTimeoutError,
+    # which urllib3 makes its base class.
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return errno_text(reason) or type(reason).__name__
+    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
+        return "connect timeout"
+    return None
+
+
 def classify_http(exc: BaseException) -> RetryDecision | None:
     common = classify_common(exc)
     if common is not None:
         return common
+    unreachable = connect_failure(exc)
+    if unreachable is not None:
+        return RetryDecision(type(exc).__name__, unreachable=unreachable)
     if (
         isinstance(exc, requests.exceptions.SSLError)
         and "certificate verify failed" in str(exc).lower()
@@ -94,6 +119,7 @@ class HttpClient:
         self.settings = settings or NetworkSettings()
         self.gate = gate or get_gate()
         self.counter = TransferCounter(on_bytes)
+        self.unreachable = UnreachableEndpoints()
         self._policy = RetryPolicy.from_settings(self.settings)
         # Bounds requests in flight across all threads using this client, so a thread
         # pool of 32 workers still only opens max_concurrency connections to a service
@@ -154,16 +180,26 @@ class HttpClient:
         Raises `RemoteError` for error statuses (after retries for 429/5xx),
         `OfflineError` when offline, `NetworkError` when the transport keeps failing.
         """
+        return self._send_checked(request, purpose, lambda response: response)
+
+    def _send_checked(
+        self,
+        request: requests.PreparedRequest,
+        purpose: str,
+        check: Callable[[requests.Response], T],
+    ) -> T:
+        """`send`, with `check` run on every 2xx answer inside the retry loop: what it
+        raises as retryable (`ChecksumMismatch`) is re-fetched like a dropped body."""
         url = request.url or ""
 
-        def attempt() -> requests.Response:
+        def attempt() -> T:
             self.gate.check(url, purpose, offline=self.settings.offline)
             with self._slots:
                 self.counter.request_started()
                 response = self._send_once(request, stream=False)
                 self.counter.received(len(response.content))
             _raise_for_status(response)
-            return response
+            return check(response)
 
         return self._retrying(attempt, request)
 
@@ -214,27 +250,47 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
     ) -> bytes:
         """GET the body as bytes; `byte_range=(start, stop)` is half-open, like a slice."""
-        merged = {"Accept-Encoding": "identity", **(headers or {})}
         if byte_range is not None:
             start, stop = byte_range
-            if not 0 <= start < stop:
-                raise ValueError(f"byte_range must satisfy 0 <= start < stop, got {byte_range}")
-            merged["Range"] = f"bytes={start}-{stop - 1}"
-        response = self.request("GET", url, purpose=purpose, headers=merged)
-        data = response.content
-        if byte_range is None:
-            return data
-        start, stop = byte_range
-        if response.status_code == 200:
-            # The server ignored Range and sent the whole object: still correct, just
-            # wasteful, so slice rather than fail.
-            log.debug("%s ignored the Range header", redact_url(url))
-            return data[start:stop]
-        if len(data) > stop - start:
-            raise NetworkError(
-                f"GET {redact_url(url)} returned {len(data)} bytes for a {stop - start}-byte range"
+            return self.get_range(url, start, stop, purpose=purpose, headers=headers).data
+        merged = {"Accept-Encoding": "identity", **(headers or {})}
+        return self.request("GET", url, purpose=purpose, headers=merged).content
+
+    def get_range(
+        self,
+        url: str,
+        start: int,
+        stop: int,
+        *,
+        purpose: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> RangeBody:
+        """GET bytes ``[start, stop)`` (clipped at the end of the object), checked.
+
+        The answer must hold exactly the range asked for (`darts.net.ranges`); a short
+        or misplaced one is re-fetched under the retry policy like a truncated body,
+        then `ChecksumMismatch`. The result also carries the object's size when the
+        server said it (``Content-Range``), which range readers need.
+        """
+        if not 0 <= start < stop:
+            raise ValueError(f"byte range must satisfy 0 <= start < stop, got ({start}, {stop})")
+        merged = {
+            "Accept-Encoding": "identity",
+            **(headers or {}),
+            "Range": f"bytes={start}-{stop - 1}",
+        }
+        prepared = self.prepare("GET", url, headers=merged)
+
+        def check(response: requests.Response) -> RangeBody:
+            if response.status_code == 200:
+                # The server ignored Range and sent the whole object: still correct,
+                # just wasteful, so slice rather than fail.
+                log.debug("%s ignored the Range header", redact_url(url))
+            return check_range_answer(
+                url, start, stop, response.status_code, response.headers, response.content
             )
-        return data
+
+        return self._send_checked(prepared, purpose, check)
 
     def stream_to_file(
         self,
@@ -286,7 +342,8 @@ class HttpClient:
         return self.session.send(request, timeout=self.settings.timeout_pair, **env)
 
     def _retrying(self, attempt: Callable[[], T], request: requests.PreparedRequest) -> T:
-        what = f"{request.method} {redact_url(request.url or '')}"
+        url = request.url or ""
+        what = f"{request.method} {redact_url(url)}"
         try:
             return call_with_retries(
                 attempt,
@@ -294,6 +351,8 @@ class HttpClient:
                 classify=classify_http,
                 what=what,
                 on_retry=self.counter.retried,
+                endpoint=endpoint_of(url),
+                unreachable=self.unreachable,
             )
         except requests.RequestException as exc:
             # Final, non-transient failures (redirect loops, invalid URLs, bad

@@ -6,6 +6,11 @@ with the same backoff as a dropped connection. (botocore's and urllib3's own ret
 switched off for that reason: two retry layers multiply attempts and ignore each other's
 backoff.)
 
+A request that never reaches its server (connection refused, name not resolved,
+connect timeout) for its whole budget holds its endpoint as unreachable
+(`darts.net.unreachable`) when the client keeps such a registry: the next requests to it
+fail at once instead of spending the budget again.
+
 Full jitter (sleep a uniform random time in [0, min(cap, base * 2**n)]) spreads many
 workers that failed together across the window instead of having them retry in lock
 step against a rate-limited service.
@@ -24,6 +29,7 @@ from typing import TypeVar
 
 from darts.net.errors import ChecksumMismatch, NetworkError, RemoteError
 from darts.net.settings import NetworkSettings
+from darts.net.unreachable import UnreachableEndpoints, unreachable_message
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +86,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 @dataclass(frozen=True)
 class RetryDecision:
-    """Why an attempt may be retried, and how long the server asked us to wait."""
+    """Why an attempt may be retried, and how long the server asked us to wait.
+
+    ``unreachable`` says, in a few words, why the server could not be reached at all
+    ("Connection refused"); None when it was reached (an error status, a reset or a
+    truncated body).
+    """
 
     reason: str
     retry_after_s: float | None = None
+    unreachable: str | None = None
 
 
 Classifier = Callable[[BaseException], RetryDecision | None]
@@ -110,15 +122,21 @@ def call_with_retries(
     what: str,
     on_retry: Callable[[], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    endpoint: str | None = None,
+    unreachable: UnreachableEndpoints | None = None,
 ) -> T:
     """Run `attempt` until it succeeds, a failure is final, or retries are used up.
 
     `what` names the operation for logs and for the final error ("GET https://…").
     When retries run out, a `NetworkError` is re-raised with its `attempts` set; any
     other exception is wrapped in a `NetworkError` that names `what` and chains the cause.
+    With `endpoint` and `unreachable`, no attempt is made while the endpoint is held
+    (`EndpointUnreachable`), and a budget spent without reaching the server holds it.
     """
     total = policy.max_retries + 1
     for index in range(total):
+        if unreachable is not None and endpoint is not None:
+            unreachable.check(endpoint, what)
         try:
             return attempt()
         except Exception as exc:
@@ -126,6 +144,13 @@ def call_with_retries(
             if decision is None:
                 raise
             if index + 1 >= total:
+                if decision.unreachable is not None:
+                    if unreachable is not None and endpoint is not None:
+                        unreachable.hold(endpoint, decision.unreachable, total)
+                    message = unreachable_message(
+                        what, endpoint or "the server", decision.unreachable
+                    )
+                    raise NetworkError(message, attempts=total) from exc
                 raise _gave_up(exc, what, total) from _cause(exc)
             delay = policy.delay_s(index, decision.retry_after_s)
             log.info(

@@ -46,6 +46,7 @@ from darts.net.retry import (
     parse_retry_after,
 )
 from darts.net.settings import NetworkSettings, S3Settings
+from darts.net.unreachable import UnreachableEndpoints, endpoint_of, errno_text
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,16 @@ def classify_s3(exc: BaseException) -> RetryDecision | None:
     common = classify_common(exc)
     if common is not None:
         return common
+    if isinstance(
+        exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError
+    ):
+        # No connection was made at all: refused, name not resolved, or a connect
+        # timeout. botocore's own message names only the URL; the cause says why.
+        if isinstance(exc, botocore.exceptions.ConnectTimeoutError):
+            reason = "connect timeout"
+        else:
+            reason = errno_text(exc.kwargs.get("error")) or "no connection"
+        return RetryDecision(type(exc).__name__, unreachable=reason)
     if isinstance(exc, S3Error) and exc.code in _RETRYABLE_CODES:
         return RetryDecision(exc.code, exc.retry_after_s)
     if isinstance(exc, _TRANSIENT):
@@ -161,6 +172,7 @@ class S3Client:
         self.net = net or NetworkSettings()
         self.gate = gate or get_gate()
         self.counter = TransferCounter(on_bytes)
+        self.unreachable = UnreachableEndpoints()
         self._policy = RetryPolicy.from_settings(self.net)
         self._slots = threading.BoundedSemaphore(self.net.max_concurrency)
         self._lock = threading.Lock()
@@ -346,6 +358,8 @@ class S3Client:
                 classify=classify_s3,
                 what=what,
                 on_retry=self.counter.retried,
+                endpoint=endpoint_of(self.s3.endpoint_url),
+                unreachable=self.unreachable,
             )
         except botocore.exceptions.BotoCoreError as exc:
             # Final botocore failures (e.g. an invalid endpoint or parameter): callers

@@ -29,9 +29,10 @@ from darts.pipelines.runtime import Runtime
 from darts.sources.arcticdem import ArcticDemSource, arcticdem_spec
 from darts.sources.arcticdem_index import ArcticDemIndex
 from darts.sources.tcvis import tcvis_period, tcvis_spec, tcvis_tile_window, tcvis_tiles_for
-from darts.store.cube_spec import CubeSpec, TileBuffer, TileFetch, TileSource
 from darts.store.datacube import Datacube
-from darts.store.datacube_errors import CubeFillError, CubeNotFoundError, IncompleteCubeError
+from darts.store.datacube.errors import CubeFillError, CubeNotFoundError, IncompleteCubeError
+from darts.store.datacube.records import TileRecord
+from darts.store.datacube.spec import CubeSpec, TileBuffer, TileFetch, TileSource
 from darts.store.readiness import Gap
 
 ARCTICDEM = "arcticdem"
@@ -76,12 +77,15 @@ class CubeOutcome:
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # tile -> reason
     seconds: float = 0.0
+    # Of ``cached``: the tiles another process fetched while this run waited for them.
+    reused: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "cube": self.label,
             "fetched": self.fetched,
             "cached": self.cached,
+            "reused": self.reused,
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
         }
@@ -109,13 +113,16 @@ class AuxCubes:
     """The two auxiliary datasets of a run: cube locations, specs and sources.
 
     Nothing here touches the network until a source fetches; constructing it offline
-    is fine.
+    is fine. Built from an offline runtime, it only reads: a cube is never created and
+    a tile without a record raises `IncompleteCubeError` naming every such tile, so
+    offline is a property of this object rather than a flag its callers pass.
     """
 
     def __init__(self, runtime: Runtime, http: HttpClient, *, resolution_m: int) -> None:
         self.runtime = runtime
         self.http = http
         self.resolution_m = resolution_m
+        self.fetches = not runtime.net.offline
         self.arcticdem_spec = arcticdem_spec(resolution_m)
         self.tcvis_spec = tcvis_spec()
         self._cubes: dict[CubeKey, Datacube] = {}
@@ -147,6 +154,7 @@ class AuxCubes:
                 create=create,
                 s3=self.runtime.s3,
                 net=self.runtime.net,
+                lock_timeout_s=self.runtime.lock_wait_s,
             )
         except CubeNotFoundError:
             if create:
@@ -167,15 +175,18 @@ class AuxCubes:
         if key.dataset == ARCTICDEM:
             if self._arcticdem_source is None:
                 endpoints = self.runtime.endpoints
+                paths = self.runtime.paths
                 index = ArcticDemIndex(
-                    endpoints.arcticdem_index_url, self.runtime.paths.arcticdem_index_dir, self.http
+                    endpoints.arcticdem_index_url,
+                    paths.arcticdem_index_dir,
+                    self.http,
+                    also_read=(paths.legacy_arcticdem_index_dir,),
                 )
                 self._arcticdem_source = ArcticDemSource(
                     self.resolution_m,
                     index=index,
                     http=self.http,
                     pgc_stac_url=endpoints.pgc_stac_url,
-                    net=self.runtime.net,
                     spec=self.arcticdem_spec,
                 )
             return self._arcticdem_source
@@ -225,6 +236,21 @@ class AuxCubes:
             )
         return needs
 
+    def damaged_tiles(self, need: CubeNeed) -> dict[str, str]:
+        """The staged tiles of ``need`` whose record or chunks fail their checks (every
+        chunk read and its CRC-32C checked), each with the first problem found."""
+        from darts.store.datacube.verify import verify_cube
+
+        staged = [t for t in need.tiles if t not in set(need.missing)]
+        cube = self.cube(need.key, create=False)
+        if cube is None or not staged:
+            return {}
+        found: dict[str, str] = {}
+        for problem in verify_cube(cube, tiles=staged):
+            for tile in problem.tiles:
+                found.setdefault(tile, problem.what)
+        return found
+
     # -- staging ------------------------------------------------------------------------
 
     def stage(
@@ -233,7 +259,11 @@ class AuxCubes:
         *,
         on_tile: Callable[[str, str], None] | None = None,
     ) -> list[CubeOutcome]:
-        """Fill every missing tile of every need; failures are recorded per tile."""
+        """Fill every missing tile of every need; failures are recorded per tile.
+
+        A tile another process is fetching is waited for and reused, not fetched
+        again. Every cube staged is also swept of what dead processes left in its
+        hidden folder, whether or not anything is missing."""
         import time
 
         outcomes = []
@@ -241,24 +271,40 @@ class AuxCubes:
             started = time.perf_counter()
             outcome = CubeOutcome(need.key, need.label)
             outcome.cached = [t for t in need.tiles if t not in set(need.missing)]
+            # Swept even when nothing is missing: dead processes' leftovers in the
+            # cube's hidden folder go whenever an aux stage runs (creates no cube).
+            cube = self.cube(need.key, create=bool(need.missing))
+            if cube is not None:
+                cube.remove_leftovers()
             if need.missing:
-                cube = self.cube(need.key, create=True)
                 assert cube is not None
-                try:
-                    records = cube.fill(
-                        need.missing,
-                        self.source(need.key),
-                        on_tile=(lambda t, _r, label=need.label: on_tile(label, t))
-                        if on_tile
-                        else None,
-                    )
-                    outcome.fetched = [r.tile_id for r in records]
-                except CubeFillError as error:
-                    outcome.failed = {tile: _reason(exc) for tile, exc in error.failures.items()}
-                    outcome.fetched = list(error.written)
+                self._fill(cube, need, outcome, on_tile)
             outcome.seconds = time.perf_counter() - started
             outcomes.append(outcome)
         return outcomes
+
+    def _fill(
+        self,
+        cube: Datacube,
+        need: CubeNeed,
+        outcome: CubeOutcome,
+        on_tile: Callable[[str, str], None] | None,
+    ) -> None:
+        def done(tile: str, _record: TileRecord) -> None:
+            if on_tile is not None:
+                on_tile(need.label, tile)
+
+        def reused(tile: str, record: TileRecord) -> None:
+            outcome.reused.append(tile)
+            done(tile, record)
+
+        try:
+            records = cube.fill(need.missing, self.source(need.key), on_tile=done, on_reused=reused)
+            outcome.fetched = [r.tile_id for r in records]
+        except CubeFillError as error:
+            outcome.failed = {tile: _reason(exc) for tile, exc in error.failures.items()}
+            outcome.fetched = list(error.written)
+        outcome.cached += outcome.reused
 
     # -- reading for a scene --------------------------------------------------------------
 
@@ -267,7 +313,6 @@ class AuxCubes:
         region: AuxRegion,
         buffer_m: float,
         *,
-        fetch: bool,
         variables: Sequence[str] | None = ("dem",),
     ) -> xr.Dataset:
         """The ArcticDEM cube over the region; ``dem`` alone by default. The cube's
@@ -276,13 +321,11 @@ class AuxCubes:
         costs a fifth of a scene read's time and 121 MB per 10980² scene.
         ``variables=None`` reads every variable."""
         key = CubeKey(ARCTICDEM)
-        return self._load(key, region, buffer_m, fetch=fetch, variables=variables)
+        return self._load(key, region, buffer_m, variables=variables)
 
-    def load_tcvis(
-        self, region: AuxRegion, year: int, buffer_m: float, *, fetch: bool
-    ) -> xr.Dataset:
+    def load_tcvis(self, region: AuxRegion, year: int, buffer_m: float) -> xr.Dataset:
         key = CubeKey(TCVIS, tcvis_period(year))
-        return self._load(key, region, buffer_m, fetch=fetch)
+        return self._load(key, region, buffer_m)
 
     def _load(
         self,
@@ -290,9 +333,9 @@ class AuxCubes:
         region: AuxRegion,
         buffer_m: float,
         *,
-        fetch: bool,
         variables: Sequence[str] | None = None,
     ) -> xr.Dataset:
+        fetch = self.fetches
         spec = self.spec(key)
         cube = self.cube(key, create=fetch)
         if cube is None:
@@ -303,17 +346,30 @@ class AuxCubes:
         return cube.load(bounds, source=source, fetch=fetch, variables=variables)
 
 
-def aux_gaps(cubes: AuxCubes, regions: Sequence[AuxRegion], buffer_m: float) -> list[Gap]:
-    """One gap per region and cube with unstaged tiles, naming every tile."""
+def aux_gaps(
+    cubes: AuxCubes, regions: Sequence[AuxRegion], buffer_m: float, *, verify: bool = False
+) -> list[Gap]:
+    """One gap per region and cube with unstaged tiles, naming every tile; with
+    ``verify``, also one per region and damaged tile (its chunks read and checked)."""
     gaps = []
     for need in cubes.plan(regions, buffer_m):
         missing = set(need.missing)
+        damaged = cubes.damaged_tiles(need) if verify else {}
         for region_name, tiles in need.by_region.items():
             absent = [t for t in tiles if t in missing]
             if absent:
                 gaps.append(
                     Gap(region_name, f"{need.label}: tile(s) {', '.join(absent)} not staged")
                 )
+            gaps += [
+                Gap(
+                    region_name,
+                    f"{need.label}: {damaged[t]}; stage it again with "
+                    "`darts cache repair` or prep-data --aux",
+                )
+                for t in tiles
+                if t in damaged
+            ]
     return gaps
 
 
@@ -326,7 +382,8 @@ def _tcvis_source(runtime: Runtime, http: HttpClient, period: str, spec: CubeSpe
             )
         from darts.sources.tcvis import TcvisStacSource
 
-        return TcvisStacSource(period, endpoints.tcvis_stac_url, net=runtime.net, spec=spec)
+        # The run's client: one retry policy, bound and unreachable-endpoint hold.
+        return TcvisStacSource(period, endpoints.tcvis_stac_url, spec=spec, http=http)
     from darts.net.earthengine import EarthEngineClient, EarthEngineCredentials
     from darts.sources.tcvis import TcvisGeeSource
 

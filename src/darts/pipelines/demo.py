@@ -18,6 +18,7 @@ own settings cannot redirect the demo.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ class DemoRequest:
     """Where the optical data comes from: ``cdse``, ``cdse-mosaic`` or ``gee``."""
     max_cloud_cover: float = 10.0
     max_snow_cover: float = 10.0
+    program: str = "darts"
+    """How the printed commands start: the ``darts`` script that runs the demo (which
+    need not be on the PATH: ``make demo`` runs ``.venv/bin/darts``)."""
 
 
 @dataclass
@@ -81,16 +85,21 @@ def run_demo(request: DemoRequest, say: Say = print) -> DemoReport:
     report.seconds = seconds
     ids_file = demo_dir / "scene-ids.json"
     config_file = demo_dir / "sandbox.toml"
-    shown = " ".join(_selection_flags(request))
+    shown = shlex.join(_selection_flags(request))
     source = request.raw_data_source
 
     with clock("prep-data"), running_sandbox(world, config_file) as config:
         say("")
+        staging = [
+            "--config-file", str(config), "inference", "prep-data", "sentinel2",
+            *_dirs_flags(demo_dir), *_selection_flags(request),
+            "--raw-data-source", source, "--optical", "--aux",
+        ]  # fmt: skip
+        say(f"[1/3] staging (= {shlex.join([request.program, *staging])})")
         say(
-            f"[1/3] staging (= darts --config-file {config} inference prep-data sentinel2 "
-            f"--darts-dir {demo_dir} {shown} --raw-data-source {source} --optical --aux)"
+            f"      (endpoints from {config}: the sandbox's stand-ins on 127.0.0.1, "
+            "running only while the demo stages)"
         )
-        say(f"      (endpoints from {config}: the sandbox's stand-ins on 127.0.0.1)")
         try:
             online = demo_workspace(demo_dir, config, source)
             scenes = online.discover(
@@ -103,7 +112,7 @@ def run_demo(request: DemoRequest, say: Say = print) -> DemoReport:
             if not scenes:
                 raise DartsError(f"no {source} scenes found for {shown}")
             report.scene_ids = [str(scene["id"]) for scene in scenes]
-            write_scene_id_file(ids_file, report.scene_ids)
+            write_scene_id_file(ids_file, report.scene_ids, scenes)
             staged = online.stage(scenes)
         except DartsError as error:
             say(f"      {error}")
@@ -114,11 +123,8 @@ def run_demo(request: DemoRequest, say: Say = print) -> DemoReport:
             return _failed(report, "prep-data", 1)
 
     say("")
-    say(
-        f"[2/3] offline run (= darts inference sentinel2-sequential --darts-dir {demo_dir} "
-        f"--scene-id-file {ids_file} --raw-data-source {source} --offline "
-        f"--model-files {request.model_file})"
-    )
+    command = shlex.join([request.program, *offline_command(request, demo_dir, ids_file)])
+    say(f"[2/3] offline run (= {command})")
     say("      (the stand-ins are stopped: nothing but staged data is used)")
     with clock("inference"):
         try:
@@ -138,6 +144,27 @@ def run_demo(request: DemoRequest, say: Say = print) -> DemoReport:
         say("[3/3] comparing the detected polygons with the world's ground-truth slumps")
         report.scores = evaluate_outputs(report.output_dir, report.scene_ids, world.truth)
     return report
+
+
+def offline_command(request: DemoRequest, demo_dir: Path, ids_file: Path) -> list[str]:
+    """The command line (after ``darts``) that does what the demo's offline step does,
+    for the user to copy: every path the demo's workspace uses is pinned, so a
+    ``DARTS_FAST_DATA_DIR`` or ``DARTS_LARGE_DATA_DIR`` of the user's own cannot send
+    it elsewhere, and so are the device and --overwrite the step runs with."""
+    return [
+        "inference", "sentinel2-sequential", *_dirs_flags(demo_dir),
+        "--scene-id-file", str(ids_file), "--raw-data-source", request.raw_data_source,
+        "--offline", "--device", "cpu", "--overwrite", "--model-files", str(request.model_file),
+    ]  # fmt: skip
+
+
+def _dirs_flags(demo_dir: Path) -> list[str]:
+    """The demo's workspace keeps everything under its folder (`demo_workspace`)."""
+    return [
+        item
+        for name in ("darts-dir", "fast-dir", "large-dir")
+        for item in (f"--{name}", str(demo_dir))
+    ]
 
 
 def _selection_flags(request: DemoRequest) -> list[str]:

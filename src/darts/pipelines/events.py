@@ -43,6 +43,15 @@ class SceneStarted:
 
 
 @dataclass(frozen=True)
+class SceneOnWorker:
+    """A Dask worker began a scene (again, if an earlier worker died in it)."""
+
+    scene_id: str
+    worker: str
+    pid: int
+
+
+@dataclass(frozen=True)
 class SceneStaged:
     outcome: SceneOutcome
 
@@ -81,6 +90,7 @@ Event = (
     | ScenesFound
     | StagingStarted
     | SceneStarted
+    | SceneOnWorker
     | StageProgress
     | SceneStaged
     | AuxPlanned

@@ -1,7 +1,7 @@
 """The optical input of a run: one scene as reflectance plus its quality mask.
 
-Composes staging (`load_scene`: store first, the source only for what is missing and
-only when online) with the compute steps every consumer wants, so callers get one
+Composes staging (`load_scene`: store first, the source only for what is missing)
+with the compute steps every consumer wants, so callers get one
 `xarray.Dataset` on the scene's 10 m grid, whichever source the scene came from.
 """
 
@@ -29,7 +29,6 @@ def load_optical(
     bands: Sequence[str] | str | None,
     store: SceneStore | None,
     *,
-    offline: bool,
     reflectance: bool = True,
 ) -> xr.Dataset:
     """Exactly the requested bands (the source's quality band included) of one scene,
@@ -37,7 +36,7 @@ def load_optical(
     reflectance with NaN for nodata; the quality band stays as delivered.
     ``quality_data_mask`` (uint8: 0 invalid, 1 low, 2 high, per processing.md) is
     always added."""
-    data = load_scene(source, scene, bands, store, offline=offline)
+    data = load_scene(source, scene, bands, store)
     quality = quality_mask(data[source.quality_band])
     if reflectance:
         data = to_reflectance(data)

@@ -11,6 +11,7 @@ because staging asks the store which bands are missing first.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,8 @@ from darts.sources.scene_docs import describe_query, discover_scenes, no_scenes_
 from darts.sources.scene_ids import write_scene_id_file
 from darts.sources.scene_source import SceneSource
 from darts.store.atomic import atomic_write_text
+from darts.store.disk import check_writable_dir, check_writable_file
+from darts.store.scene_damage import needed_damage
 from darts.store.scenes import SceneStore
 
 # Bytes on disk per 10 m pixel of a stored band, measured with the store's encoding
@@ -69,6 +72,8 @@ class SceneOutcome:
     bytes_downloaded: int = 0
     seconds: float = 0.0
     error: str | None = None
+    # Bands found damaged (missing/truncated files, an unreadable record) and staged again.
+    repaired: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -123,16 +128,12 @@ def stage_scenes(
 ) -> PrepDataReport:
     """Plan and stage ``scenes`` (scene documents a discovery returned), or, when None,
     the scenes ``request.selection`` finds. See `run_prep_data`."""
-    if runtime.offline:
-        raise ConfigError(
-            "prep-data downloads data and cannot run with --offline; to check what is "
-            "staged on an offline machine use `darts inference readiness sentinel2`"
-        )
     if request.optical and runtime.paths.raw_data_store is None:
         raise ConfigError(
             "prep-data --optical stages scenes into the raw-data store, but "
             "--no-raw-data-store keeps nothing on disk: drop one of the two"
         )
+    _check_writable(request, runtime)
     emit = on_event or events.ignore
     report = PrepDataReport(
         started=_now(),
@@ -144,23 +145,25 @@ def stage_scenes(
         source = open_scene_source(runtime, http)
         report.source = source.name
         report.notes = source.notes(request.filters)
-        for note in report.notes:
-            emit(events.Note(note))
         if scenes is None:
             items = discover_scenes(source, request.selection, request.filters)
         else:
             items = [dict(scene) for scene in scenes]
+        # After the search: a search that fails ends in its one error line alone.
+        for note in report.notes:
+            emit(events.Note(note))
         if not items:
             raise DartsError(no_scenes_message(request.selection, request.filters, source))
         report.scene_ids = [item["id"] for item in items]
         emit(events.ScenesFound(len(items)))
         if request.scene_id_file_out is not None:
-            write_scene_id_file(request.scene_id_file_out, report.scene_ids)
+            write_scene_id_file(request.scene_id_file_out, report.scene_ids, items)
             report.scene_id_file = str(request.scene_id_file_out)
 
         if request.aux:
             _stage_aux(request, runtime, items, report, emit)
-        store = SceneStore(runtime.paths.raw_data_store) if runtime.paths.raw_data_store else None
+        root = runtime.paths.raw_data_store
+        store = SceneStore(root, lock_wait_s=runtime.lock_wait_s) if root else None
         if store is None or not request.optical:
             return _finish(report)
         report.plans = [plan_scene(source, item, request.bands, store) for item in items]
@@ -172,6 +175,28 @@ def stage_scenes(
             return _finish(report)
         _stage_optical(source, items, store, report, emit)
     return _finish(report)
+
+
+def _check_writable(request: PrepDataRequest, runtime: Runtime) -> None:
+    """Refuse, before any download, places prep-data could not write: a store that
+    is a file or sits on a read-only disk would otherwise fail every scene or tile."""
+    paths = runtime.paths
+    dirs: list[tuple[Path | None, str, str]] = []
+    if request.optical and not request.dry_run:
+        dirs.append((paths.raw_data_store, "raw-data store", "raw_data_store"))
+    if request.aux:
+        # The tile index is fetched (once) even by a dry run: it says which tiles exist.
+        dirs.append((paths.arcticdem_index_dir, "ArcticDEM index folder", "arcticdem_index_dir"))
+        if not request.dry_run:
+            dirs.append((paths.arcticdem_dir, "ArcticDEM datacube", "arcticdem_dir"))
+            dirs.append((paths.tcvis_dir, "TCVIS datacube", "tcvis_dir"))
+    for path, what, name in dirs:
+        if path is not None:
+            check_writable_dir(path, what, paths.set_by(name))
+    if request.scene_id_file_out is not None:
+        check_writable_file(
+            request.scene_id_file_out, "scene-id file", "set by --prep-data-scene-id-file"
+        )
 
 
 def _stage_optical(
@@ -194,6 +219,7 @@ def _stage_optical(
             bytes_downloaded=result.bytes_downloaded,
             seconds=round(result.seconds, 3),
             error=result.error,
+            repaired=list(result.repaired),
         )
         report.outcomes.append(outcome)
         emit(events.SceneStaged(outcome))
@@ -245,7 +271,11 @@ def plan_scene(
     """What staging this scene would fetch, from the scene document alone (no network)."""
     keys = source.band_keys(list(bands), item)
     scene_id = str(item["id"])
-    missing = store.missing_bands(scene_id, keys)
+    damage = needed_damage(store, scene_id, keys)
+    # Damaged bands are staged again (a damaged record or coordinates: all of them).
+    unusable = damage.unusable(keys)
+    missing = unusable + ([] if damage.whole else store.missing_bands(scene_id, keys))
+    missing = list(dict.fromkeys(missing))
     description = source.describe(item, missing)
     rows, cols = description.grid.shape
     assets = item.get("assets", {})
@@ -282,4 +312,6 @@ def _now() -> str:
 
 
 def run_started_stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    """The run's start time and process id: concurrent runs (one per job of an array)
+    start within the same second, and each must keep its own report."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"

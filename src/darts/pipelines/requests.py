@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from darts.errors import ConfigError
-from darts.settings.pipeline import Filters, SavedSceneIds, Selection, Staging
-from darts.settings.processing import Export, Models, Postprocess, Terrain
+from darts.settings.pipeline import Bands, Filters, SavedSceneIds, Selection, Staging
+from darts.settings.processing import Export, Features, Models, Postprocess, Terrain
 from darts.settings.sections import Storage
 
 if TYPE_CHECKING:
@@ -18,10 +18,34 @@ if TYPE_CHECKING:
     from darts.sources.query import SceneFilters, SceneSelection
 
 
-def selection_of(settings: Resolved) -> SceneSelection:
-    from darts.sources.query import SceneSelection
+def selection_of(settings: Resolved, *, saved_is_selection: bool = False) -> SceneSelection:
+    """The scenes the options select. With ``saved_is_selection`` (a run, a readiness
+    check) the ``--prep-data-scene-id-file`` prep-data wrote is a selection of its own:
+    given alone, its ids are the scenes, as with ``--scene-id-file``."""
+    from darts.sources.query import SELECTION_OPTIONS, SceneSelection
 
     chosen = settings.get(Selection)
+    saved = (
+        settings.get(SavedSceneIds).prep_data_scene_id_file
+        if SavedSceneIds in settings.sections
+        else None
+    )
+    given = chosen.scene_ids or chosen.scene_id_file or chosen.tile_ids or chosen.aoi_file
+    if not given and saved is not None:
+        if saved_is_selection:
+            return SceneSelection(
+                scene_id_file=saved, scene_id_file_option="--prep-data-scene-id-file"
+            )
+        raise ConfigError(
+            "--prep-data-scene-id-file is where prep-data writes the ids of the scenes it "
+            "finds: say what to find with --tile-ids or --aoi-file (or give the scenes with "
+            "--scene-ids or --scene-id-file)"
+        )
+    if not given and saved_is_selection:
+        raise ConfigError(
+            f"select scenes with one of {', '.join(SELECTION_OPTIONS)}, or with the "
+            "--prep-data-scene-id-file prep-data wrote (none was given)"
+        )
     return SceneSelection(
         scene_ids=tuple(chosen.scene_ids),
         scene_id_file=chosen.scene_id_file,
@@ -51,10 +75,11 @@ def prep_data_request(
     from darts.pipelines.prep_data import PrepDataRequest
 
     staging = settings.get(Staging)
+    check_terrain(settings.get(Terrain))
     return PrepDataRequest(
         selection=selection,
         filters=filters,
-        bands=staging.bands,
+        bands=settings.get(Bands).bands,
         optical=staging.optical,
         dry_run=staging.dry_run,
         scene_id_file_out=settings.get(SavedSceneIds).prep_data_scene_id_file,
@@ -62,6 +87,38 @@ def prep_data_request(
         aux_buffer_m=settings.get(Terrain).aux_buffer_m,
         arcticdem_resolution=settings.get(Storage).arcticdem_resolution,
     )
+
+
+def model_files_of(settings: Resolved) -> list[Path]:
+    """``--model-files``, else every checkpoint (``*.pt``, ``*.ckpt``) in the default
+    model folder, ``<fast-dir>/models``, in name order; none at all is an error that
+    says both ways to give one."""
+    from darts.paths import data_paths
+
+    chosen = settings.get(Models).model_files
+    if chosen:
+        return list(chosen)
+    folder = data_paths(settings).models_dir
+    found = (
+        sorted(p for p in folder.iterdir() if p.suffix in (".pt", ".ckpt") and p.is_file())
+        if folder.is_dir()
+        else []
+    )
+    if not found:
+        raise ConfigError(
+            "no model given: pass --model-files FILE [FILE ...] (several form an ensemble), "
+            f"or put checkpoints (*.pt, *.ckpt) into {folder}, the default model folder "
+            f"({data_paths(settings).set_by('models_dir')})"
+        )
+    return found
+
+
+def check_terrain(terrain: Terrain) -> None:
+    if terrain.tpi_inner_radius > terrain.tpi_outer_radius:
+        raise ConfigError(
+            f"--tpi-inner-radius {terrain.tpi_inner_radius:g} must not be larger than "
+            f"--tpi-outer-radius {terrain.tpi_outer_radius:g}"
+        )
 
 
 def inference_request(
@@ -79,14 +136,17 @@ def inference_request(
     terrain = settings.get(Terrain)
     post = settings.get(Postprocess)
     export = settings.get(Export)
+    # Each option's own range is checked where it is parsed (settings.options); what
+    # is left are the rules between two options.
     if models.overlap >= models.patch_size:
         raise ConfigError(
             f"--overlap {models.overlap} must be smaller than --patch-size {models.patch_size}"
         )
+    check_terrain(terrain)
     return InferenceRequest(
         selection=selection,
         filters=filters,
-        model_files=list(models.model_files),
+        model_files=model_files_of(settings),
         patch=PatchParams(
             patch_size=models.patch_size,
             overlap=models.overlap,
@@ -96,7 +156,7 @@ def inference_request(
         features=FeatureParams(
             tpi_outer_radius_m=terrain.tpi_outer_radius,
             tpi_inner_radius_m=terrain.tpi_inner_radius,
-            terrain_convention=terrain.terrain_convention,
+            terrain_convention=settings.get(Features).terrain_convention,
         ),
         post=PostprocessParams(
             binarization_threshold=post.binarization_threshold,
@@ -108,6 +168,7 @@ def inference_request(
         exports=list(dict.fromkeys(export.export)),
         output_dir=output_dir,
         overwrite=export.overwrite,
+        write_model_outputs=export.write_model_outputs,
         arcticdem_resolution=settings.get(Storage).arcticdem_resolution,
         aux_buffer_m=terrain.aux_buffer_m,
         saved_scene_id_file=settings.get(SavedSceneIds).prep_data_scene_id_file,

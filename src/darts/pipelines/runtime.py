@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from darts.errors import ConfigError
 from darts.net.settings import NetworkSettings, S3Settings
 from darts.paths import DataPaths, data_paths
 from darts.settings.pipeline import Connectivity
 from darts.settings.resolve import Resolved
 from darts.settings.sections import Endpoints, Network, Storage
+from darts.store.waiting import DEFAULT_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,23 @@ class Runtime:
     s3: S3Settings
     offline: bool
     raw_data_source: str = "cdse"
+    # How long to wait for another process fetching the same scene or tile (seconds).
+    lock_wait_s: float = DEFAULT_WAIT_S
+
+    @property
+    def stages_scenes(self) -> bool:
+        """Whether scenes are fetched into the raw-data store before they are processed
+        (online, with a store); offline the store is the source, and nothing is fetched."""
+        return not self.offline and self.paths.raw_data_store is not None
 
 
 def runtime_of(settings: Resolved) -> Runtime:
     """The runtime ``settings`` describe; offline is a property of the clients built
     from it (``runtime.net.offline``), and no process-wide state changes."""
-    network = settings.get(Network)
-    endpoints = settings.get(Endpoints)
+    # A command that never connects (readiness) takes no endpoint or network option:
+    # its clients get the defaults, and are offline anyway.
+    network = settings.get(Network) if Network in settings.sections else Network()
+    endpoints = settings.get(Endpoints) if Endpoints in settings.sections else Endpoints()
     offline = settings.get(Connectivity).offline if Connectivity in settings.sections else False
     net = NetworkSettings(
         timeout_s=network.request_timeout,
@@ -46,8 +58,17 @@ def runtime_of(settings: Resolved) -> Runtime:
         if endpoints.aws_credentials_file
         else None,
     )
-    source = settings.get(Storage).raw_data_source if Storage in settings.sections else "cdse"
-    return Runtime(data_paths(settings), endpoints, net, s3, offline, source)
+    storage = settings.get(Storage) if Storage in settings.sections else None
+    source = storage.raw_data_source if storage else "cdse"
+    lock_wait = storage.lock_wait if storage else DEFAULT_WAIT_S
+    paths = data_paths(settings)
+    if offline and paths.raw_data_store is None:
+        # An offline run reads every scene from the store; without one it has nothing.
+        raise ConfigError(
+            "--offline needs the raw-data store, but --no-raw-data-store keeps nothing on "
+            "disk: drop --no-raw-data-store"
+        )
+    return Runtime(paths, endpoints, net, s3, offline, source, lock_wait)
 
 
 def offline_runtime(runtime: Runtime) -> Runtime:

@@ -1,7 +1,7 @@
 """One scene's model inputs, assembled once for every caller: the sequential run, the
 Python API and the demo's training data.
 
-optical bands + quality (store first, the source only when online) → the scene's 10 m
+optical bands + quality (store first, the source only for what is missing) → the scene's 10 m
 grid → ArcticDEM and TCVIS from their cubes, each reprojected onto that grid as soon as
 it is loaded and dropped before the next one loads (only one source cube is ever in
 memory) → `build_inputs`, with the sun position of the scene.
@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
+from darts.grid.scene import grid_of_dataset
 from darts.pipelines.aux_regions import item_year, regions_for_scenes
 from darts.pipelines.optical import load_optical
 from darts.pipelines.step_clock import StepClock
 from darts.processing.features import FeatureParams, build_inputs
-from darts.processing.reproject import reproject_dem, reproject_tcvis, scene_grid
+from darts.processing.reproject import reproject_dem, reproject_tcvis
 from darts.sources.scene_source import OPTICAL_KEYS
 
 if TYPE_CHECKING:
@@ -59,30 +60,26 @@ def scene_inputs(
     cubes: AuxCubes,
     plan: InputPlan,
     *,
-    offline: bool,
     clock: StepClock | None = None,
 ) -> tuple[xr.Dataset, FeatureParams]:
     """The scene-grid inputs every feature is derived from (`build_inputs`), and the
     feature parameters with the scene's sun position. Step times go to ``clock``
     ("optical", "aux", "preprocess")."""
     clock = clock or StepClock({})
-    fetch = not offline
     with clock("optical"):
-        optical = load_optical(
-            source, item, list(OPTICAL_KEYS), store, offline=offline, reflectance=False
-        )
+        optical = load_optical(source, item, list(OPTICAL_KEYS), store, reflectance=False)
     region = regions_for_scenes([item])[0]
-    grid = scene_grid(optical)
+    grid = grid_of_dataset(optical)
     dem = tcvis = None
     if plan.needs_dem:
         with clock("aux"):
-            cube = cubes.load_dem(region, plan.aux_buffer_m, fetch=fetch)
+            cube = cubes.load_dem(region, plan.aux_buffer_m)
         with clock("preprocess"):
             dem = reproject_dem(cube, grid)
             del cube
     if plan.needs_tcvis:
         with clock("aux"):
-            cube = cubes.load_tcvis(region, item_year(item), plan.aux_buffer_m, fetch=fetch)
+            cube = cubes.load_tcvis(region, item_year(item), plan.aux_buffer_m)
         with clock("preprocess"):
             tcvis = reproject_tcvis(cube, grid)
             del cube

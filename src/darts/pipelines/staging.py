@@ -11,12 +11,14 @@ fetches them (`darts.sources.scene_source`):
    so a failure halfway keeps the bands already written ("partial") and a re-run
    fetches only the rest.
 
-Errors that concern the whole run (credentials, offline mode, a bad option) are
-raised; everything specific to one scene (a missing object, a file that does not
-decode, a refused request) is reported in the `StageResult`, so a batch goes on.
+Errors that concern the whole run (credentials, offline mode, a bad option, a full or
+read-only disk) are raised; everything specific to one scene (a missing object, a file
+that does not decode, a refused request) is reported in the `StageResult`, so a batch
+goes on.
 
 `load_scene` is what a run reads: the store first, the source only for what is
-missing, and never the network offline.
+missing. Offline, the source is the store itself (`darts.pipelines.staged_scenes`) and
+refuses to fetch, naming the missing bands.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import xarray as xr
 
 from darts.errors import ConfigError, DartsError
+from darts.grid.errors import GridError
 from darts.net.checksum import UnsupportedChecksum
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
 from darts.sources.decode import DecodeError
@@ -40,10 +43,12 @@ from darts.sources.scene_source import (
     SceneFetchError,
     SceneSource,
 )
+from darts.store.disk import disk_problem, storage_error
 from darts.store.errors import MissingBandsError, StoreError
+from darts.store.scene_damage import clear, needed_damage
 
 if TYPE_CHECKING:
-    from darts.store.georef import Grid
+    from darts.grid.scene import Grid
     from darts.store.scenes import SceneStore
 
 log = logging.getLogger(__name__)
@@ -55,14 +60,12 @@ SCENE_ERRORS: tuple[type[BaseException], ...] = (
     NetworkError,
     UnsupportedChecksum,
     DecodeError,
+    GridError,
     MissingAssetError,
     StoreError,
     BandFailed,
     SceneFetchError,
 )
-# Failures that would hit every scene alike: raised. Checked before SCENE_ERRORS
-# (credentials and offline errors are network errors too).
-RUN_ERRORS: tuple[type[BaseException], ...] = (CredentialsError, OfflineError, ConfigError)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class StageResult:
     bands_downloaded: bands fetched and stored (or, without a store, decoded) here.
     bytes_downloaded: bytes received for this scene.
     dataset: the decoded bands, only when staging without a store.
+    repaired: bands found damaged (a missing or truncated file, an unreadable record)
+        and therefore dropped and staged again.
     """
 
     scene_id: str
@@ -102,6 +107,7 @@ class StageResult:
     seconds: float = 0.0
     error: str | None = None
     dataset: xr.Dataset | None = field(default=None, repr=False, compare=False)
+    repaired: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -126,6 +132,17 @@ class SceneNotStagedError(MissingBandsError, DartsError):
             f"offline: scene {scene_id!r} is missing band(s) {', '.join(self.missing)} "
             f"({have}); stage them first (prep-data, online) or run without --offline",
         )
+
+
+# Failures that would hit every scene alike, or that a caller must see as they are (an
+# offline source's refusal names the bands): raised. Checked before SCENE_ERRORS
+# (credentials and offline errors are network errors, a refusal a store error).
+RUN_ERRORS: tuple[type[BaseException], ...] = (
+    CredentialsError,
+    OfflineError,
+    ConfigError,
+    SceneNotStagedError,
+)
 
 
 def stage_scene(
@@ -166,10 +183,13 @@ def stage_scene(
             source.fetch(document, keys, keep, on_fetched=state.fetched)
             dataset = in_memory_dataset(document, keys, arrays, description.grid)
             return state.result("downloaded", started, dataset=dataset)
-        if not store.missing_bands(scene_id, keys):
+        if not needed_damage(store, scene_id, keys) and not store.missing_bands(scene_id, keys):
             return state.result("cached", started)
-        with store.lock(scene_id):
-            missing = store.missing_bands(scene_id, keys)
+        # Bounded: a live holder that is stuck must not hang this run (a dead one's
+        # lock is released by the kernel at once); the wait is logged meanwhile.
+        with store.lock(scene_id, store.lock_wait_s):
+            wanted = _repair(store, scene_id, keys, state)
+            missing = store.missing_bands(scene_id, wanted)
             if not missing:
                 return state.result("cached", started)
             state.plan(len(missing), source.describe(document, missing).download_bytes)
@@ -186,7 +206,17 @@ def stage_scene(
         return state.result("downloaded", started)
     except RUN_ERRORS:
         raise
-    except SCENE_ERRORS as error:
+    except Exception as error:
+        # A full, read-only or unwritable store would fail every later scene the same
+        # way: one error naming the store ends the run instead.
+        local = store is not None and not isinstance(error, NetworkError)
+        problem = disk_problem(error) if local else None
+        if problem is not None:
+            raise storage_error(
+                problem, f"cannot store scene {scene_id} in the raw-data store {store.root}"
+            ) from error
+        if not isinstance(error, SCENE_ERRORS):
+            raise
         # Without a store nothing outlives a failure, so it cannot be "partial".
         status: StageStatus = "partial" if state.bands and store is not None else "failed"
         log.warning("staging scene %s %s: %s", scene_id, status, error)
@@ -199,32 +229,28 @@ def load_scene(
     bands: Sequence[str] | str | None,
     store: SceneStore | None,
     *,
-    offline: bool,
     progress: ProgressCallback | None = None,
 ) -> xr.Dataset:
     """Exactly the requested bands of a scene (the quality band included), as DN on
     the 10 m grid.
 
-    From the store, staging missing bands first when online. Offline (``offline`` or
-    the process gate is offline), missing bands raise `SceneNotStagedError` naming
-    them, and no connection is attempted. Without a store the bands are fetched and
-    decoded into memory (never offline). Un-requested bands the store also holds are
-    not returned (pitfall 3).
+    From the store, staging missing bands first. Without a store the bands are
+    fetched and decoded into memory. An offline source (`StagedScenes`) refuses to
+    fetch with `SceneNotStagedError` naming the missing bands. Un-requested bands the
+    store also holds are not returned (pitfall 3).
     """
     document = scene_document(scene)
     scene_id = str(document.get("id") or "")
     keys = [str(key) for key in source.band_keys(_as_list(bands), document)]
     if store is None:
-        if offline:
-            raise SceneNotStagedError(scene_id, keys)
         result = stage_scene(source, document, keys, None, progress=progress)
         if result.dataset is None:
             raise SceneStageError(result)
         return result.dataset
-    missing = store.missing_bands(scene_id, keys)
-    if missing:
-        if offline:
-            raise SceneNotStagedError(scene_id, missing, store.stored_bands(scene_id))
+    # Damage the quick check sees (a missing or truncated file, an unreadable record)
+    # is repaired here like a missing band; an offline run never gets this far with
+    # damage, since its readiness check refuses it first.
+    if needed_damage(store, scene_id, keys) or store.missing_bands(scene_id, keys):
         result = stage_scene(source, document, keys, store, progress=progress)
         if not result.ok:
             raise SceneStageError(result)
@@ -266,6 +292,29 @@ def scene_document(scene: Any) -> dict[str, Any]:
 # -- internals ----------------------------------------------------------------------
 
 
+def _repair(store: SceneStore, scene_id: str, keys: Sequence[str], state: _State) -> list[str]:
+    """The bands to make present: ``keys``, and any other band a repair drops.
+
+    Called under the scene's lock. If the quick check finds damage in what ``keys``
+    need, the scene is checked in full and its damaged parts dropped (`clear`: the
+    damaged bands, or the whole scene when its record or coordinates are damaged), so
+    staging fetches them again instead of calling the scene cached."""
+    problems = needed_damage(store, scene_id, keys).problems
+    if not problems:
+        return list(keys)
+    damage = clear(store, scene_id)
+    if damage.healthy:  # repaired by another process while this one waited for the lock
+        return list(keys)
+    state.repaired = damage.restage or tuple(keys)
+    log.warning(
+        "scene %s is damaged (%s): staging %s again",
+        scene_id,
+        "; ".join(problems),
+        ", ".join(state.repaired),
+    )
+    return list(dict.fromkeys([*keys, *damage.restage]))
+
+
 def _as_list(bands: Sequence[str] | str | None) -> list[str] | None:
     if bands is None:
         return None
@@ -280,6 +329,7 @@ class _State:
         self._callback = callback
         self._lock = threading.Lock()
         self.bands: list[str] = []
+        self.repaired: tuple[str, ...] = ()
         self.bytes = 0
         self.bytes_total = 0
         self.bands_total = 0
@@ -334,4 +384,5 @@ class _State:
                 time.perf_counter() - started,
                 error,
                 dataset,
+                self.repaired,
             )

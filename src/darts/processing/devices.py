@@ -42,6 +42,14 @@ def resolve_device(value: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def check_device_name(value: str) -> None:
+    """Raise `DeviceError` unless ``value`` names a device, without asking whether this
+    machine has it: for a client whose workers run the models."""
+    text = value.strip().lower()
+    if text not in ("auto", "cpu") and _cuda_index(text) is None:
+        raise DeviceError(f"--device {value!r} is not a device: use {ACCEPTED}")
+
+
 def _cuda_index(text: str) -> int | None:
     """0 for ``cuda``, N for ``cuda:N`` or ``N``; None for anything else."""
     if text == "cuda":

@@ -9,17 +9,30 @@ Encodings (what a GIS user gets):
 - ``binarized.tif``: uint8 1 = detection, 0 = no detection, 255 = nodata outside the
   valid mask. processing.md only says "uint8 0/1"; the nodata value is our choice so
   that "looked and found nothing" (0) and "could not look" (255) differ.
+- ``probabilities-<model>.tif`` (``--write-model-outputs``): each model's own
+  probabilities, encoded like ``probabilities.tif``.
 - optional layers (optical, DEM derivatives, TCVIS): one band per variable, named by
   its band description, float32 with NaN nodata (integer layers keep their type).
 
 All files are COGs written by GDAL's COG driver through rasterio: DEFLATE with a
 predictor, 512 px internal tiles, overviews down to one tile. Nothing here modifies
 the input arrays (pitfall 22): every encoding builds a new array.
+
+What a GIS (or ``gdalinfo``) shows besides the pixels, so a file is understood on its own:
+
+- the scene's provenance as metadata items of the default domain (scene id, tile,
+  datetime, source, models with checksums, darts version, parameters digest: see
+  `darts.processing.provenance`), on every file;
+- a description per band; on ``probabilities.tif`` the band scale 0.01 and offset 0,
+  so tools that apply them read probabilities 0..1;
+- on ``binarized.tif`` a colour table: 0 black, 1 :data:`DETECTION_COLOUR` (the
+  thumbnail's outline colour), nodata grey. TIFF palettes have no alpha; GIS tools hide
+  the nodata value themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +43,24 @@ from affine import Affine
 from rasterio.crs import CRS as RioCRS
 from rasterio.windows import Window
 
+from darts.grid.scene import Grid
 from darts.processing.export_staging import staged
+from darts.processing.provenance import Provenance
 from darts.processing.run_metadata import ExportError
-from darts.store.errors import StoreError
-from darts.store.georef import Grid, grid_of
 
 PROBABILITY_NODATA = 255
 BINARIZED_NODATA = 255
+# Stored percent × PROBABILITY_SCALE = probability.
+PROBABILITY_SCALE = 0.01
+DETECTION_COLOUR = (255, 0, 255)
+BINARIZED_COLOURS: dict[int, tuple[int, int, int, int]] = {
+    0: (0, 0, 0, 255),
+    1: (*DETECTION_COLOUR, 255),
+    BINARIZED_NODATA: (128, 128, 128, 255),
+}
 _BLOCKSIZE = 512
 # Rows encoded or written at a time (a 10980-px-wide float32 strip of 1024 rows: 45 MB).
 _ROWS = 1024
-
-
-def scene_grid(result: xr.Dataset, name: str = "probabilities") -> Grid:
-    """The scene grid (shape, transform, CRS) from a variable's x/y coordinates and the
-    dataset's ``spatial_ref`` coordinate."""
-    if name not in result:
-        raise ExportError(f"the scene result has no {name!r} variable to take the grid from")
-    try:
-        return grid_of(name, result[name], {})
-    except StoreError as error:
-        raise ExportError(f"the scene result is not georeferenced: {error}") from None
 
 
 def encode_probabilities(probabilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -94,10 +104,14 @@ def write_cog(
     nodata: float | None,
     descriptions: Sequence[str],
     overview_resampling: str,
+    tags: Mapping[str, str] | None = None,
+    scale: float | None = None,
+    colours: Mapping[int, tuple[int, int, int, int]] | None = None,
 ) -> Path:
     """Write ``bands`` (2-D arrays of one dtype, on ``grid``) as a COG at ``path``.
     Each band is read (and converted, for a lazy `xarray.DataArray`) in strips of
-    rows."""
+    rows. ``tags``: dataset metadata items; ``scale``: every band's scale (offset 0);
+    ``colours``: a colour table for the (single, uint8) band."""
     if not bands or len(bands) != len(descriptions):
         raise ExportError(f"{path.name}: need one description per band and at least one band")
     dtype = bands[0].dtype
@@ -131,10 +145,19 @@ def write_cog(
                 window = Window(0, rows.start, grid.shape[1], rows.stop - rows.start)
                 dst.write(np.asarray(band[rows], dtype=dtype), index, window=window)
             dst.set_band_description(index, description)
+        if tags:
+            dst.update_tags(**tags)
+        if scale is not None:
+            dst.scales = (scale,) * len(bands)
+            dst.offsets = (0.0,) * len(bands)
+        if colours is not None:
+            dst.write_colormap(1, dict(colours))
     return path
 
 
-def write_probabilities(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]:
+def write_probabilities(
+    result: xr.Dataset, grid: Grid, out_dir: Path, provenance: Provenance
+) -> list[Path]:
     encoded = encode_probabilities(result["probabilities"].values, result["valid"].values)
     path = write_cog(
         out_dir / "probabilities.tif",
@@ -144,11 +167,43 @@ def write_probabilities(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[P
         descriptions=["probability_percent"],
         # GDAL's averaging skips nodata, so overviews do not bleed 255 into the data.
         overview_resampling="AVERAGE",
+        tags=provenance.raster_tags(),
+        scale=PROBABILITY_SCALE,
     )
     return [path]
 
 
-def write_binarized(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]:
+def write_model_probabilities(
+    result: xr.Dataset,
+    grid: Grid,
+    out_dir: Path,
+    layers: Mapping[str, str],
+    provenance: Provenance,
+) -> list[Path]:
+    """Each model's own probabilities (``--write-model-outputs``), encoded like
+    ``probabilities.tif`` under the same valid mask: ``probabilities-<label>.tif`` for
+    each label → variable of ``layers``."""
+    paths = []
+    for label, variable in layers.items():
+        encoded = encode_probabilities(result[variable].values, result["valid"].values)
+        paths.append(
+            write_cog(
+                out_dir / f"probabilities-{label}.tif",
+                [encoded],
+                grid,
+                nodata=PROBABILITY_NODATA,
+                descriptions=[f"probability_percent of model {label}"],
+                overview_resampling="AVERAGE",
+                tags=provenance.raster_tags(),
+                scale=PROBABILITY_SCALE,
+            )
+        )
+    return paths
+
+
+def write_binarized(
+    result: xr.Dataset, grid: Grid, out_dir: Path, provenance: Provenance
+) -> list[Path]:
     encoded = encode_binarized(result["binarized"].values, result["valid"].values)
     path = write_cog(
         out_dir / "binarized.tif",
@@ -158,6 +213,8 @@ def write_binarized(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]
         descriptions=["detection"],
         # Classes: an overview pixel must be one of 0/1, never an average.
         overview_resampling="MODE",
+        tags=provenance.raster_tags(),
+        colours=BINARIZED_COLOURS,
     )
     return [path]
 
@@ -169,6 +226,7 @@ def write_layers(
     names: Sequence[str],
     *,
     overview_resampling: str,
+    provenance: Provenance,
 ) -> list[Path]:
     """Write the variables of ``names`` that ``result`` holds as one multi-band COG.
 
@@ -200,6 +258,7 @@ def write_layers(
         nodata=nodata,
         descriptions=present,
         overview_resampling=overview_resampling,
+        tags=provenance.raster_tags(),
     )
     return [path]
 

@@ -15,6 +15,13 @@ Zonal statistics come from the float probabilities of the object's pixels, never
 from the uint8 file (pitfall 22: in the reference, statistics depended on whether
 the probability raster had already been converted in place).
 
+Every row starts with the scene's provenance (:data:`PROVENANCE_COLUMNS`: scene id,
+MGRS tile, acquisition datetime, source, models as ``file@checksum``), so layers of
+many scenes concatenate into one table that still says where each object came from.
+The columns and their types are the same for every scene, with or without objects
+(strings as strings, the datetime as UTC milliseconds, also in an empty layer), so a
+merge never meets a column of another type.
+
 Geometries are always MultiPolygons so each layer has one geometry type. Both a
 GeoPackage and a GeoParquet file are written with identical content. The
 GeoPackage's ``last_change`` timestamp is pinned so the file depends only on its
@@ -30,6 +37,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import rasterio.features
 import shapely
@@ -39,9 +47,10 @@ from pyproj import CRS
 from scipy import ndimage
 from shapely.geometry import shape
 
+from darts.grid.scene import Grid
 from darts.processing.export_staging import staged
+from darts.processing.provenance import Provenance
 from darts.processing.run_metadata import ExportError
-from darts.store.georef import Grid
 
 # Must equal darts.processing.postprocess.CONNECTIVITY: objects counted, filtered and
 # exported must be the same objects.
@@ -49,6 +58,7 @@ POLYGON_CONNECTIVITY = 8
 _STRUCTURE = np.ones((3, 3), dtype=bool)  # the 8-neighbourhood, for scipy.ndimage
 _RELABEL_ROWS = 512
 
+PROVENANCE_COLUMNS = ("scene_id", "tile_id", "scene_datetime", "source", "models")
 SEGMENT_COLUMNS = (
     "object_id",
     "pixel_count",
@@ -61,6 +71,10 @@ SEGMENT_COLUMNS = (
 )
 EXTENT_COLUMNS = ("pixel_count", "area_m2")
 GEOMETRY_TYPE = "MultiPolygon"
+# pandas ≥ 3 names its string dtype "str"; before that, "str" meant object columns,
+# which an empty layer would write as Parquet's null type.
+_STRING_DTYPE: Any = "str" if int(pd.__version__.split(".")[0]) >= 3 else pd.StringDtype()
+_DATETIME_DTYPE = "datetime64[ms, UTC]"
 GPKG_LAST_CHANGE = "1970-01-01T00:00:00.000Z"
 
 
@@ -130,7 +144,7 @@ def polygonize(mask: np.ndarray, transform: Affine) -> shapely.MultiPolygon:
     return shapely.MultiPolygon(polygons)
 
 
-def segments_frame(result: xr.Dataset, grid: Grid) -> gpd.GeoDataFrame:
+def segments_frame(result: xr.Dataset, grid: Grid, provenance: Provenance) -> gpd.GeoDataFrame:
     """One row per object with its pixel count, area and probability statistics."""
     labels, _count = label_objects(detections_of(result))
     probabilities = np.asarray(result["probabilities"].values)
@@ -153,7 +167,7 @@ def segments_frame(result: xr.Dataset, grid: Grid) -> gpd.GeoDataFrame:
             }
         )
         geometries.append(geometry)
-    return _frame(rows, geometries, SEGMENT_COLUMNS, grid)
+    return _frame(rows, geometries, SEGMENT_COLUMNS, grid, provenance)
 
 
 def zonal_stats(values: np.ndarray) -> dict[str, float]:
@@ -171,7 +185,7 @@ def zonal_stats(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def extent_frame(result: xr.Dataset, grid: Grid) -> gpd.GeoDataFrame:
+def extent_frame(result: xr.Dataset, grid: Grid, provenance: Provenance) -> gpd.GeoDataFrame:
     """The valid-data footprint as one MultiPolygon row (no row if nothing is valid)."""
     valid = np.asarray(result["valid"].values) == 1
     pixel_count = int(valid.sum())
@@ -182,7 +196,7 @@ def extent_frame(result: xr.Dataset, grid: Grid) -> gpd.GeoDataFrame:
         area = _area_m2(geometry, pixel_count, grid, pixel_area_m2(grid))
         rows.append({"pixel_count": pixel_count, "area_m2": area})
         geometries.append(geometry)
-    return _frame(rows, geometries, EXTENT_COLUMNS, grid)
+    return _frame(rows, geometries, EXTENT_COLUMNS, grid, provenance)
 
 
 def _frame(
@@ -190,14 +204,30 @@ def _frame(
     geometries: list[shapely.Geometry],
     columns: Sequence[str],
     grid: Grid,
+    provenance: Provenance,
 ) -> gpd.GeoDataFrame:
     dtypes = {"object_id": "int64", "pixel_count": "int64"}
-    data = {
-        column: np.array([row[column] for row in rows], dtype=dtypes.get(column, "float64"))
-        for column in columns
-    }
+    data: dict[str, Any] = provenance_columns(provenance, len(rows))
+    for column in columns:
+        data[column] = np.array([row[column] for row in rows], dtype=dtypes.get(column, "float64"))
     crs = grid.crs_code or grid.crs_wkt
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geometries, crs=crs), crs=crs)
+
+
+def provenance_columns(
+    provenance: Provenance, rows: int
+) -> dict[str, pd.api.extensions.ExtensionArray]:
+    """:data:`PROVENANCE_COLUMNS` for ``rows`` rows, typed the same when there are none."""
+    texts = {
+        "scene_id": provenance.scene_id,
+        "tile_id": provenance.tile_id,
+        "source": provenance.source,
+        "models": provenance.models_text(short=True),
+    }
+    acquired = pd.Timestamp(provenance.acquired) if provenance.acquired else pd.NaT
+    columns = {name: pd.array([value] * rows, dtype=_STRING_DTYPE) for name, value in texts.items()}
+    columns["scene_datetime"] = pd.array([acquired] * rows, dtype=_DATETIME_DTYPE)
+    return {name: columns[name] for name in PROVENANCE_COLUMNS}
 
 
 def write_vectors(frame: gpd.GeoDataFrame, out_dir: Path, stem: str) -> list[Path]:
@@ -234,9 +264,13 @@ def _pin_last_change(path: Path) -> None:
 _SQLITE_CHANGE_COUNTERS = (24, 92)
 
 
-def write_segments(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]:
-    return write_vectors(segments_frame(result, grid), out_dir, "prediction_segments")
+def write_segments(
+    result: xr.Dataset, grid: Grid, out_dir: Path, provenance: Provenance
+) -> list[Path]:
+    return write_vectors(segments_frame(result, grid, provenance), out_dir, "prediction_segments")
 
 
-def write_extent(result: xr.Dataset, grid: Grid, out_dir: Path) -> list[Path]:
-    return write_vectors(extent_frame(result, grid), out_dir, "prediction_extent")
+def write_extent(
+    result: xr.Dataset, grid: Grid, out_dir: Path, provenance: Provenance
+) -> list[Path]:
+    return write_vectors(extent_frame(result, grid, provenance), out_dir, "prediction_extent")

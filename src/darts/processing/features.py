@@ -37,6 +37,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from darts.errors import DartsError
+from darts.grid.scene import DIMS, GRID_MAPPING, Grid, grid_of_dataset
 from darts.processing import terrain
 from darts.processing.indices import OPTICAL_ALIASES, ndvi
 from darts.processing.normalize import NORMALIZATION, UnknownBandError, normalize
@@ -50,9 +51,7 @@ from darts.processing.reproject import (
     _as_slice,
     reproject_dem,
     reproject_tcvis,
-    scene_grid,
 )
-from darts.store.georef import DIMS, GRID_MAPPING, Grid
 
 ALL_FEATURES = (
     "red",
@@ -178,7 +177,7 @@ def build_inputs(
         raise MissingFeatureInputError(
             f"the optical scene has no {QUALITY_BAND!r} band (load it with load_optical)"
         )
-    grid = scene_grid(optical)
+    grid = grid_of_dataset(optical)
     coords = _scene_coords(optical)
     variables: dict[str, Any] = {
         name: _chunk_cached(optical[name])
@@ -267,7 +266,7 @@ def on_scene_grid(aux: xr.Dataset, optical: xr.Dataset) -> bool:
         return False
     if any(dim not in aux.coords or dim not in optical.coords for dim in DIMS):
         return False
-    x_res, y_res = (abs(float(v)) for v in scene_grid(optical).resolution)
+    x_res, y_res = (abs(float(v)) for v in grid_of_dataset(optical).resolution)
     return all(
         np.allclose(aux[dim].values, optical[dim].values, rtol=0.0, atol=1e-6 * res)
         for dim, res in zip(DIMS, (y_res, x_res), strict=True)
@@ -532,7 +531,7 @@ def _terrain(
     inputs: xr.Dataset, window: Window, names: Iterable[str], params: FeatureParams
 ) -> Iterator[tuple[str, np.ndarray]]:
     """(name, values) of the terrain features ``names`` of ``window``, one at a time."""
-    grid = scene_grid(inputs)
+    grid = grid_of_dataset(inputs)
     pixel = _pixel_size(grid)
     halo = terrain.TERRAIN_HALO_PX(pixel, max(params.tpi_outer_radius_m, params.tpi_inner_radius_m))
     height, width = grid.shape

@@ -11,7 +11,8 @@ scene) and ran patches that held no data at all (pitfall 21). Here:
   gets the union of the models' bands) and each model takes its own bands, in its own
   order, from that;
 - the ensemble probability is the mean of the models' sigmoid(logits), blended across
-  patch overlaps with a linear ramp.
+  patch overlaps with a linear ramp; on request (``each_model``) each model's own
+  probability is blended too, into one more scene raster per model.
 
 On a GPU the next batch's features are computed while the device still works on the
 current batch (CUDA runs asynchronously until the result is copied back), so feature
@@ -85,6 +86,9 @@ class PredictionResult:
     """Time the run waited on the models: host→device copy, forward passes, sigmoid and
     mean, device→host copy. Feature computation that overlaps with GPU work is not in it."""
     seconds_total: float
+    model_probabilities: tuple[np.ndarray, ...] = ()
+    """With ``each_model``: each model's own float32 (H, W) probability, in the
+    ensemble's order (NaN where no patch was run)."""
 
     @property
     def overhead(self) -> float:
@@ -105,10 +109,13 @@ def predict_scene(
     params: PatchParams,
     *,
     on_batch: Callable[[int, int], None] | None = None,
+    each_model: bool = False,
 ) -> PredictionResult:
     """Mean probability of ``models`` over a scene of ``shape`` (rows, cols).
 
-    ``on_batch(done, total)`` is called after each batch of patches.
+    ``on_batch(done, total)`` is called after each batch of patches. ``each_model``
+    also returns every model's own probability (one more scene-sized float32 raster
+    per model in memory).
     """
     started = time.perf_counter()
     if not models:
@@ -119,14 +126,17 @@ def predict_scene(
     # progress reporting; the list holds window tuples, not data.
     run = [window for window in windows if valid_of(window).any()]
     batches = [run[i : i + params.batch_size] for i in range(0, len(run), params.batch_size)]
-    blender = Blender(shape, params)
+    # The ensemble's blender first, then one per model when each is kept.
+    blenders = [Blender(shape, params) for _ in range(1 + (len(models) if each_model else 0))]
     seconds_model = 0.0
     if batches:
         frame = _frame(shape, params, _multiple(models))
-        seconds_model = _run(_Ensemble(models), batches, read_patch, frame, blender, on_batch)
-    probabilities = blender.finish()
+        ensemble = _Ensemble(models, keep_each=each_model)
+        seconds_model = _run(ensemble, batches, read_patch, frame, blenders, on_batch)
+    probabilities, *each = (blender.finish() for blender in blenders)
     return PredictionResult(
         probabilities=probabilities,
+        model_probabilities=tuple(each),
         n_patches=len(windows),
         n_skipped=len(windows) - len(run),
         n_run=len(run),
@@ -140,13 +150,13 @@ def _run(
     batches: Sequence[Sequence[Window]],
     read_patch: ReadPatch,
     frame: _Frame,
-    blender: Blender,
+    blenders: Sequence[Blender],
     on_batch: Callable[[int, int], None] | None,
 ) -> float:
-    """Run every batch through the ensemble into ``blender``; returns the seconds spent
-    waiting on the models."""
+    """Run every batch through the ensemble into ``blenders``; returns the seconds
+    spent waiting on the models."""
     if ensemble.on_cpu:
-        return _run_cpu(ensemble, batches, read_patch, frame, blender, on_batch)
+        return _run_cpu(ensemble, batches, read_patch, frame, blenders, on_batch)
     shape = (len(batches[0]), len(ensemble.bands), *frame.size)
     buffer = np.empty(shape, dtype=np.float32)
     _fill(buffer, batches[0], read_patch, ensemble.bands, frame)
@@ -164,7 +174,7 @@ def _run(
             tick = time.perf_counter()
             result = ensemble.collect(pending, frame)
             seconds += time.perf_counter() - tick
-            _blend(blender, batch, result)
+            _blend(blenders, batch, result)
             del pending, result
             if on_batch is not None:
                 on_batch(number, len(batches))
@@ -176,7 +186,7 @@ def _run_cpu(
     batches: Sequence[Sequence[Window]],
     read_patch: ReadPatch,
     frame: _Frame,
-    blender: Blender,
+    blenders: Sequence[Blender],
     on_batch: Callable[[int, int], None] | None,
 ) -> float:
     """The CPU loop: per batch, groups of patches whose features are computed in
@@ -201,7 +211,7 @@ def _run_cpu(
                         pending = ensemble.launch(buffer[p0 : p0 + len(part)])
                         result = ensemble.collect(pending, frame)
                         seconds += time.perf_counter() - tick
-                        _blend(blender, part, result)
+                        _blend(blenders, part, result)
                         del pending, result
                 if on_batch is not None:
                     on_batch(number, len(batches))
@@ -211,10 +221,14 @@ def _run_cpu(
     return seconds
 
 
-def _blend(blender: Blender, windows: Sequence[Window], result: np.ndarray) -> None:
-    for index, window in enumerate(windows):
-        r0, r1, c0, c1 = window
-        blender.add(window, result[index, : r1 - r0, : c1 - c0])
+def _blend(blenders: Sequence[Blender], windows: Sequence[Window], result: np.ndarray) -> None:
+    """Add (n, h, w) ensemble probabilities, or (1 + models, n, h, w) with each model's
+    own, to the blenders in that order."""
+    layers = result if result.ndim == 4 else result[np.newaxis]
+    for blender, layer in zip(blenders, layers, strict=True):
+        for index, window in enumerate(windows):
+            r0, r1, c0, c1 = window
+            blender.add(window, layer[index, : r1 - r0, : c1 - c0])
 
 
 def _cpu_workers() -> int:
@@ -339,10 +353,12 @@ def _valid_function(valid: ValidPatch | np.ndarray, shape: tuple[int, int]) -> V
 
 class _Ensemble:
     """Runs every model on one batch of union-band input and averages the
-    probabilities on the first model's device."""
+    probabilities on the first model's device; with ``keep_each``, each model's own
+    probabilities come back too, stacked after the mean."""
 
-    def __init__(self, models: Sequence[LoadedModel]) -> None:
+    def __init__(self, models: Sequence[LoadedModel], *, keep_each: bool = False) -> None:
         self.models = list(models)
+        self.keep_each = keep_each
         self.bands = ensemble_bands(models)
         position = {band: index for index, band in enumerate(self.bands)}
         self._selection = [
@@ -357,6 +373,7 @@ class _Ensemble:
         # channels-last copy costs ~1 % of a CPU forward pass), made once per batch.
         inputs: dict[tuple[torch.device, bool], torch.Tensor] = {}
         total: torch.Tensor | None = None
+        each: list[torch.Tensor] = []
         for model, select in zip(self.models, self._selection, strict=True):
             key = (model.device, model.channels_last)
             if key not in inputs:
@@ -372,21 +389,27 @@ class _Ensemble:
                     f"{tuple(batch.shape)}; expected {expected} (one logit per pixel)"
                 )
             probabilities = torch.sigmoid(logits[:, 0].float())
+            if self.keep_each:
+                each.append(probabilities)
             if total is None:
-                total = probabilities
+                # A copy when each is kept: the sum must not change the first model's.
+                total = probabilities.clone() if self.keep_each else probabilities
             else:
                 total += probabilities.to(total.device)
         assert total is not None
         if len(self.models) > 1:
             total /= len(self.models)
+        if self.keep_each:
+            return torch.stack([total, *(p.to(total.device) for p in each)])
         return total
 
     def collect(self, pending: torch.Tensor, frame: _Frame) -> np.ndarray:
         """Wait for the device and return (n, h, w) probabilities of the patch windows
-        (padding cropped on the device, so only the windows travel back)."""
+        ((1 + models, n, h, w) with ``keep_each``; padding cropped on the device, so
+        only the windows travel back)."""
         rows = frame.size[0] - 2 * frame.pad
         cols = frame.size[1] - 2 * frame.pad
-        window = pending[:, frame.pad : frame.pad + rows, frame.pad : frame.pad + cols]
+        window = pending[..., frame.pad : frame.pad + rows, frame.pad : frame.pad + cols]
         return window.cpu().numpy()
 
 

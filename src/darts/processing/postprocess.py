@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 from scipy.ndimage import label, minimum_filter1d
 
-from darts.store.georef import DIMS, GRID_MAPPING
+from darts.grid.scene import DIMS, GRID_MAPPING
 
 CONNECTIVITY = 8
 STRUCTURE = np.ones((3, 3), dtype=bool)  # the 8-neighbourhood

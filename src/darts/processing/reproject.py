@@ -41,8 +41,8 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from darts.errors import DartsError
+from darts.grid.scene import DIMS, GRID_MAPPING, Grid
 from darts.sources.decode import grid_coords
-from darts.store.georef import DIMS, GRID_MAPPING, Grid, grid_of
 
 DATAMASK = "datamask"
 VALID = "valid"
@@ -58,16 +58,6 @@ _PACKING_KEYS = ("nodata", "_FillValue", "raster:scale", "raster:offset")
 
 class ReprojectError(DartsError):
     """An auxiliary Dataset that cannot be placed on the scene grid."""
-
-
-def scene_grid(scene: xr.Dataset) -> Grid:
-    """The grid of a scene Dataset, from its first (y, x) variable, its coordinates and
-    its CRS (``spatial_ref`` coordinate or CRS attributes of the band or the Dataset)."""
-    for name, variable in scene.data_vars.items():
-        if variable.dims == DIMS:
-            item = _item_with_crs(scene.attrs)
-            return grid_of(str(name), variable, item)
-    raise ReprojectError(f"the scene has no variable with dims {DIMS}")
 
 
 def reproject_to_grid(
@@ -372,15 +362,6 @@ def reproject_tcvis(aux: xr.Dataset, grid: Grid, *, lazy: bool = False) -> xr.Da
 
 
 # -- internals -------------------------------------------------------------------------
-
-
-def _item_with_crs(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """A STAC-like item carrying the Dataset-level CRS, for `grid_of`'s fallback."""
-    for key in ("proj:code", "crs"):
-        value = attrs.get(key)
-        if isinstance(value, str) and value:
-            return {"properties": {"proj:code": value}}
-    return {}
 
 
 def _source_georef(aux: xr.Dataset) -> tuple[CRS, Affine]:

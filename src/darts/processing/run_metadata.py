@@ -49,12 +49,8 @@ def file_entry(path: Path, export: str) -> dict[str, Any]:
     }
 
 
-def write_record(
-    out_dir: Path, metadata: Mapping[str, Any], files: Mapping[str, Sequence[Path]]
-) -> Path:
-    """Write the completion record for ``files`` (export key → paths in ``out_dir``)."""
-    if OUTPUTS_KEY in metadata:
-        raise ExportError(f"metadata must not contain {OUTPUTS_KEY!r}: the export fills it in")
+def file_entries(out_dir: Path, files: Mapping[str, Sequence[Path]]) -> list[dict[str, Any]]:
+    """`file_entry` of every file of ``files`` (export key → paths in ``out_dir``)."""
     entries = [
         file_entry(path, export)
         for export, paths in files.items()
@@ -63,6 +59,30 @@ def write_record(
     ]
     if len(entries) != sum(len(p) for p in files.values()):
         raise ExportError(f"every exported file must lie directly in {out_dir}")
+    return entries
+
+
+def write_record(
+    out_dir: Path,
+    metadata: Mapping[str, Any],
+    files: Mapping[str, Sequence[Path]],
+    *,
+    known: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """Write the completion record for ``files`` (export key → paths in ``out_dir``).
+    ``known``: entries already computed (by `file_entries`) for some of the files, so
+    their bytes are not read twice; the rest are hashed here."""
+    if OUTPUTS_KEY in metadata:
+        raise ExportError(f"metadata must not contain {OUTPUTS_KEY!r}: the export fills it in")
+    done = {(entry["export"], entry["file"]): dict(entry) for entry in known}
+    rest = {
+        export: [path for path in paths if (export, path.name) not in done]
+        for export, paths in files.items()
+    }
+    entries = [*done.values(), *file_entries(out_dir, rest)]
+    listed = {(export, path.name) for export, paths in files.items() for path in paths}
+    if {(e["export"], e["file"]) for e in entries} != listed:
+        raise ExportError("the known file entries must be entries of the files written")
     document = {**metadata, OUTPUTS_KEY: sorted(entries, key=lambda e: e["file"])}
     try:
         text = json.dumps(document, indent=2, allow_nan=False, default=_plain)

@@ -1,4 +1,4 @@
-"""Test helpers for the streaming compute steps (like ``darts.store.datacube_testing``).
+"""Test helpers for the streaming compute steps (like ``darts.store.datacube.testing``).
 
 Steps that must work on scenes larger than memory read their inputs a strip at a time;
 :func:`strip_recording_variable` gives them a lazily indexed input that records the

@@ -14,6 +14,10 @@
   :data:`OUTLINE_COLOUR`. An object smaller than a thumbnail pixel still shows as one
   pixel, because a thumbnail pixel counts as detected if any scene pixel in it is.
 
+Below the map, a caption (`darts.processing.thumbnail_caption`): the scene id as the
+title, the date, tile and source, a legend of these colours and a scale bar. The map
+itself is the top-left :func:`thumbnail_shape` of the image, pixel for pixel.
+
 Rendering only reads the input; it never depends on other exports (pitfall 22).
 
 Memory: the scene is read in strips of rows (:data:`_ROWS_PER_STEP` thumbnail rows),
@@ -32,8 +36,11 @@ import xarray as xr
 from PIL import Image
 from scipy import ndimage
 
+from darts.grid.scene import Grid
 from darts.processing.export_staging import staged
+from darts.processing.provenance import Provenance
 from darts.processing.run_metadata import ExportError
+from darts.processing.thumbnail_caption import add_caption, legend_entries, metres_per_pixel
 
 THUMBNAIL_MAX_SIZE = 1024
 THUMBNAIL_NAME = "thumbnail.png"
@@ -155,7 +162,7 @@ def render_thumbnail(result: xr.Dataset) -> np.ndarray:
     valid = result["valid"]
     shape = valid.shape
     factor = thumbnail_factor(shape)
-    if all(name in result.data_vars for name in RGB_BANDS):
+    if has_optical(result):
         bands = np.stack([block_mean(result[n], factor) for n in RGB_BANDS])
         image = stretch(bands)
         # Below half valid: mostly outside the area the model may report on.
@@ -171,6 +178,11 @@ def render_thumbnail(result: xr.Dataset) -> np.ndarray:
     return image
 
 
+def has_optical(result: xr.Dataset) -> bool:
+    """Whether the background is true colour (else grey probabilities)."""
+    return all(name in result.data_vars for name in RGB_BANDS)
+
+
 class _Rows:
     """A 2-D array-like whose row slices are computed by ``read`` (for `block_mean`)."""
 
@@ -181,9 +193,13 @@ class _Rows:
         return self.read(rows)
 
 
-def write_thumbnail(result: xr.Dataset, out_dir: Path) -> list[Path]:
+def write_thumbnail(
+    result: xr.Dataset, grid: Grid, out_dir: Path, provenance: Provenance
+) -> list[Path]:
     path = out_dir / THUMBNAIL_NAME
-    image = Image.fromarray(render_thumbnail(result))
+    legend = legend_entries(optical=has_optical(result), outline_colour=OUTLINE_COLOUR)
+    scale = metres_per_pixel(grid, thumbnail_factor(grid.shape))
+    image = Image.fromarray(add_caption(render_thumbnail(result), provenance, legend, scale))
     with staged(path) as tmp:
         image.save(tmp, format="PNG")
     return [path]

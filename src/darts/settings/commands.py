@@ -11,40 +11,67 @@ from __future__ import annotations
 
 from darts.demo.options import DemoOptions
 from darts.sandbox.options import SandboxOptions
-from darts.settings.pipeline import Connectivity, Filters, SavedSceneIds, Selection, Staging
-from darts.settings.processing import Export, Models, Postprocess, Terrain
+from darts.settings.cache import (
+    CacheDryRun,
+    CacheExport,
+    CacheImport,
+    CacheOutput,
+    CachePrune,
+    CacheScope,
+)
+from darts.settings.cluster import DaskCluster
+from darts.settings.pipeline import (
+    Bands,
+    Connectivity,
+    Filters,
+    LegacyGrid,
+    LegacyWorkers,
+    OfflineCheck,
+    Report,
+    SavedSceneIds,
+    Selection,
+    Staging,
+)
+from darts.settings.processing import Export, Features, Models, Postprocess, Terrain
+from darts.settings.readiness import ReadinessCheck
 from darts.settings.resolve import CommandSpec
-from darts.settings.sections import DefaultDirs, Endpoints, Network, Storage
+from darts.settings.sections import DefaultDirs, Endpoints, Network, Outputs, Storage
 
 DEMO = CommandSpec(("demo",), (DemoOptions, DefaultDirs))
-DEBUG_PATHS = CommandSpec(("debug-paths",), (DefaultDirs, Storage, Endpoints, Network))
+DEBUG_PATHS = CommandSpec(("debug-paths",), (DefaultDirs, Storage, Outputs, Endpoints, Network))
 PREP_DATA = CommandSpec(
     ("inference", "prep-data", "sentinel2"),
     (
         Selection,
         Filters,
         Staging,
+        Bands,
+        Report,
         SavedSceneIds,
         Storage,
         Terrain,
         Connectivity,
+        LegacyGrid,
         DefaultDirs,
         Endpoints,
         Network,
     ),
 )
+# Readiness never connects (its clients are offline whatever is set), so it takes no
+# endpoint or network option and stages nothing; --offline is accepted and ignored.
 READINESS = CommandSpec(
     ("inference", "readiness", "sentinel2"),
     (
         Selection,
-        Staging,
+        Bands,
+        Report,
+        ReadinessCheck,
         SavedSceneIds,
         Storage,
         Terrain,
-        Connectivity,
+        LegacyGrid,
+        OfflineCheck,
         DefaultDirs,
-        Endpoints,
-        Network,
     ),
 )
 SEQUENTIAL = CommandSpec(
@@ -54,24 +81,46 @@ SEQUENTIAL = CommandSpec(
         Filters,
         SavedSceneIds,
         Storage,
+        Outputs,
         Terrain,
+        Features,
         Models,
         Postprocess,
         Export,
         Connectivity,
+        LegacyGrid,
+        LegacyWorkers,
         DefaultDirs,
         Endpoints,
         Network,
     ),
 )
+# `darts cache`: where the caches are (Storage, DefaultDirs), and what a cube location
+# on S3 or a repair's fetches need (Endpoints, Network).
+_CACHES = (Storage, DefaultDirs, Endpoints, Network)
+CACHE_LIST = CommandSpec(("cache", "list"), (CacheScope, CacheOutput, *_CACHES))
+CACHE_VERIFY = CommandSpec(("cache", "verify"), (CacheScope, CacheOutput, *_CACHES))
+CACHE_REPAIR = CommandSpec(
+    ("cache", "repair"), (CacheScope, CacheDryRun, Connectivity, Terrain, *_CACHES)
+)
+CACHE_PRUNE = CommandSpec(("cache", "prune"), (CacheScope, CachePrune, CacheDryRun, *_CACHES))
+CACHE_EXPORT = CommandSpec(("cache", "export"), (CacheScope, CacheExport, Terrain, *_CACHES))
+CACHE_IMPORT = CommandSpec(("cache", "import"), (CacheImport, *_CACHES))
+# Everything the sequential run takes, plus which Dask cluster runs the scenes.
+# The Dask run takes the sequential run's options, with real workers instead of the
+# ignored legacy worker count (`--dask-worker` is an alias of `--n-workers` there).
+DASK = CommandSpec(
+    ("inference", "sentinel2-dask"),
+    (*(s for s in SEQUENTIAL.sections if s is not LegacyWorkers), DaskCluster),
+)
 SANDBOX_BUILD = CommandSpec(("sandbox", "build"), (DefaultDirs, SandboxOptions))
 SANDBOX_SERVE = CommandSpec(("sandbox", "serve"), (DefaultDirs, SandboxOptions))
 SANDBOX_SELFTEST = CommandSpec(("sandbox", "selftest"), (DefaultDirs, SandboxOptions))
-# The Python API: what the sequential run uses, less the selection (given per call),
-# plus what staging uses.
+# The Python API: what the sequential and Dask runs use, less the selection (given per
+# call), plus what staging uses.
 API = CommandSpec(
     ("api",),
-    (Staging, *(section for section in SEQUENTIAL.sections if section is not Selection)),
+    (Staging, Bands, *(section for section in DASK.sections if section is not Selection)),
 )
 
 ALL_SPECS: tuple[CommandSpec, ...] = (
@@ -80,6 +129,13 @@ ALL_SPECS: tuple[CommandSpec, ...] = (
     PREP_DATA,
     READINESS,
     SEQUENTIAL,
+    CACHE_LIST,
+    CACHE_VERIFY,
+    CACHE_REPAIR,
+    CACHE_PRUNE,
+    CACHE_EXPORT,
+    CACHE_IMPORT,
+    DASK,
     SANDBOX_BUILD,
     SANDBOX_SERVE,
     SANDBOX_SELFTEST,

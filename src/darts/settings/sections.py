@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from darts.settings.options import Section, option
+from darts.settings.options import AT_LEAST_0, AT_LEAST_1, POSITIVE, Section, option
 
 CDSE_STAC_URL = "https://stac.dataspace.copernicus.eu/v1/"
 CDSE_S3_ENDPOINT = "https://eodata.dataspace.copernicus.eu"
@@ -31,21 +31,22 @@ class DefaultDirs(Section):
     darts_dir: Path | None = option(
         None,
         env="DARTS_DATA_DIR",
-        help="root of everything DARTS keeps (default: $XDG_DATA_HOME/darts "
-        "or ~/.local/share/darts)",
+        help="root of everything DARTS keeps",
+        default_text="$XDG_DATA_HOME/darts or ~/.local/share/darts",
         metavar="DIR",
     )
     fast_dir: Path | None = option(
         None,
         env="DARTS_FAST_DATA_DIR",
-        help="fast storage for randomly read data: auxiliary datacubes, models "
-        "(default: the darts dir)",
+        help="fast storage for randomly read data: auxiliary datacubes, models",
+        default_text="the darts dir",
         metavar="DIR",
     )
     large_dir: Path | None = option(
         None,
         env="DARTS_LARGE_DATA_DIR",
-        help="large storage for bulk data: raw scenes, outputs (default: the darts dir)",
+        help="large storage for bulk data: raw scenes, outputs",
+        default_text="the darts dir",
         metavar="DIR",
     )
 
@@ -118,14 +119,15 @@ class Endpoints(Section):
     aws_credentials_file: Path | None = option(
         None,
         env="AWS_SHARED_CREDENTIALS_FILE",
-        help="AWS credentials file holding --aws-profile (default: ~/.aws/credentials)",
+        help="AWS credentials file holding --aws-profile",
+        default_text="~/.aws/credentials",
         metavar="PATH",
     )
     aws_profile: str | None = option(
         None,
         env="AWS_PROFILE",
-        help="named AWS profile holding the CDSE S3 keys (default: the AWS_ACCESS_KEY_ID"
-        " and AWS_SECRET_ACCESS_KEY environment variables)",
+        help="named AWS profile holding the CDSE S3 keys",
+        default_text="the keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         metavar="NAME",
     )
 
@@ -135,12 +137,26 @@ class Network(Section):
     SECTION = "network"
 
     request_timeout: float = option(
-        60.0, env="DARTS_REQUEST_TIMEOUT", help="seconds before a request is abandoned"
+        60.0,
+        env="DARTS_REQUEST_TIMEOUT",
+        bounds=POSITIVE,
+        help="seconds before a request is abandoned",
+        metavar="SECONDS",
     )
     max_retries: int = option(
-        5, env="DARTS_MAX_RETRIES", help="retries on 429, 5xx and broken connections"
+        5,
+        env="DARTS_MAX_RETRIES",
+        bounds=AT_LEAST_0,
+        help="retries on 429, 5xx and broken connections",
+        metavar="N",
     )
-    max_concurrency: int = option(4, env="DARTS_MAX_CONCURRENCY", help="requests in flight at once")
+    max_concurrency: int = option(
+        4,
+        env="DARTS_MAX_CONCURRENCY",
+        bounds=AT_LEAST_1,
+        help="requests in flight at once",
+        metavar="N",
+    )
 
 
 @dataclass(frozen=True)
@@ -156,21 +172,81 @@ class Storage(Section):
     )
     raw_data_store: Path | None = option(
         None,
-        help="scene store (default: <large-dir>/sentinel2/<raw-data-source>)",
+        help="scene store: one Zarr per staged scene",
+        default_text="<large-dir>/sentinel2/<raw-data-source>",
         metavar="DIR",
+        # The older config files' name of the store.
+        aliases="input-cache",
     )
     no_raw_data_store: bool = option(
-        False, help="keep no downloaded scene on disk (refused with --offline)"
+        False, help="keep no downloaded scene on disk (an offline run needs the store)"
     )
-    arcticdem_resolution: int = option(10, help="ArcticDEM resolution in metres: 2, 10 or 32")
+    arcticdem_resolution: int = option(
+        10, choices=(2, 10, 32), help="ArcticDEM resolution in metres", metavar="{2,10,32}"
+    )
     arcticdem_dir: Path | None = option(
         None,
-        help="ArcticDEM datacube (default: <fast-dir>/auxiliary/arcticdem_<res>m.icechunk)",
+        help="ArcticDEM datacube",
+        default_text="<fast-dir>/auxiliary/arcticdem_<res>m.icechunk",
         metavar="DIR",
     )
     tcvis_dir: Path | None = option(
         None,
-        help="TCVIS datacube (default: <fast-dir>/auxiliary/tcvis.icechunk)",
+        help="TCVIS datacube",
+        default_text="<fast-dir>/auxiliary/tcvis.icechunk",
         metavar="DIR",
     )
-    output_dir: Path | None = option(None, help="results (default: <large-dir>/out)", metavar="DIR")
+    lock_wait: float = option(
+        3600.0,
+        help="seconds to wait for another darts process that is fetching or writing the same "
+        "scene or tile before giving up (a dead process's claim is taken over)",
+        metavar="SECONDS",
+        bounds=AT_LEAST_0,
+    )
+
+
+@dataclass(frozen=True)
+class Outputs(Section):
+    """Where a run writes its results (not prep-data's or readiness' business)."""
+
+    SECTION = "pipeline"
+
+    output_dir: Path | None = option(
+        None,
+        help="results: one folder per scene, and a record of each run under runs/",
+        default_text="<large-dir>/out",
+        metavar="DIR",
+        aliases="output-data-dir",
+    )
+
+
+@dataclass(frozen=True)
+class Logging(Section):
+    """Where logs go and how they look: read before the config file (which may be
+    what a log is needed for), so from the command line or the environment only."""
+
+    SECTION = "logging"
+
+    log_dir: Path | None = option(
+        None,
+        global_option=True,
+        help="folder for reports and logs; given, the command also writes its log there "
+        "(darts-<time>-<pid>.log)",
+        default_text="<darts-dir>/logs, no log file",
+        metavar="DIR",
+    )
+    log_plain: bool = option(
+        False,
+        global_option=True,
+        help="plain log lines only: no progress bars, even on a terminal (progress is "
+        "then a line per scene and at most every 30 s, as when not on a terminal)",
+    )
+    no_progress: bool = option(
+        False,
+        global_option=True,
+        help="no progress at all: neither bars nor progress lines",
+    )
+
+
+# Sections every command takes (`darts.settings.resolve.CommandSpec` adds them).
+GLOBAL_SECTIONS: tuple[type[Section], ...] = (Logging,)

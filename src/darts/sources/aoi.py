@@ -46,7 +46,8 @@ def read_aoi(path: Path | str) -> AoiGeometry:
     GeoParquet is chosen by extension (``.parquet``/``.geoparquet``); everything else
     goes through GDAL (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, ...). Raises one
     `ConfigError` naming the file for a missing, unreadable or empty file, a file
-    without CRS, non-polygon geometries, or an AOI crossing the antimeridian.
+    without CRS, non-polygon geometries, coordinates that are not finite numbers or lie
+    outside the globe, or an AOI crossing the antimeridian.
     """
     path = Path(path)
     if not path.exists():
@@ -59,8 +60,15 @@ def read_aoi(path: Path | str) -> AoiGeometry:
             "(e.g. EPSG:4326 or EPSG:3413) so the area can be placed on the globe"
         )
     union = shapely.union_all(polygons)
+    if frame.crs.is_geographic:
+        _check_on_globe(path, union, frame.crs)
     if frame.crs.to_epsg() != 4326:
         union = _to_wgs84(union, frame.crs)
+        if not np.isfinite(shapely.get_coordinates(union)).all():
+            raise ConfigError(
+                f"{_OPTION}: {path} cannot be placed on the globe: its coordinates do not "
+                f"fit its CRS ({frame.crs.to_string()}); check the CRS the file declares"
+            )
     geometry = _as_polygonal(path, shapely.make_valid(union))
     _check_antimeridian(path, geometry)
     return simplify_for_request(geometry)
@@ -126,9 +134,15 @@ def _read_frame(path: Path) -> gpd.GeoDataFrame:
 def _polygonal_parts(path: Path, geometries: list[Any]) -> list[BaseGeometry]:
     polygons: list[BaseGeometry] = []
     other: set[str] = set()
-    for geometry in geometries:
+    for number, geometry in enumerate(geometries, start=1):
         if geometry is None or geometry.is_empty:
             continue
+        # GEOS cannot repair or union NaN/infinite coordinates (it raises deep inside).
+        if not np.isfinite(shapely.get_coordinates(geometry)).all():
+            raise ConfigError(
+                f"{_OPTION}: {path} feature {number} has coordinates that are not numbers "
+                "(NaN or infinite); fix or remove that feature"
+            )
         for part in shapely.get_parts(geometry):
             if part.is_empty:
                 continue
@@ -182,6 +196,16 @@ def _to_wgs84(geometry: BaseGeometry, crs: Any) -> BaseGeometry:
     return shapely.transform(
         geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
     )
+
+
+def _check_on_globe(path: Path, geometry: BaseGeometry, crs: Any) -> None:
+    xmin, ymin, xmax, ymax = geometry.bounds
+    if xmin < -180 or xmax > 180 or ymin < -90 or ymax > 90:
+        raise ConfigError(
+            f"{_OPTION}: {path} has coordinates outside longitude -180..180 / latitude "
+            f"-90..90, but its CRS ({crs.to_string()}) is geographic; save the file with "
+            "the CRS its coordinates are in (e.g. EPSG:3413 for polar stereographic metres)"
+        )
 
 
 def _check_antimeridian(path: Path, geometry: AoiGeometry) -> None:

@@ -9,26 +9,27 @@ A tile is fetched as the PGC tooling does it: the mosaic index (downloaded once)
 whether the tile exists at all; if it does, its STAC item names the ``dem`` and
 ``datamask`` COGs, which are range-read in row strips so that even a 2 m tile
 (25,000² float32, 2.5 GB) passes through bounded memory on its way into the
-disk-backed tile buffer.
+disk-backed tile buffer. The bytes travel through the shared `HttpClient`
+(`darts.net.cog`), under the same retry policy as every other transfer; GDAL only
+decodes them.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 
 from darts.errors import DartsError
 from darts.grid import arcticdem as pgc_grid
 from darts.grid.cube import CubeGrid, Window
+from darts.net.cog import RemoteCog
 from darts.net.errors import NetworkError
-from darts.net.gdal import remote_raster_env
 from darts.net.http import HttpClient
-from darts.net.settings import NetworkSettings
 from darts.sources.arcticdem_index import ArcticDemIndex
-from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable, TileBuffer, TileFetch
+from darts.store.datacube.spec import CubeCompression, CubeSpec, CubeVariable, TileBuffer, TileFetch
 
 # EPSG:3413 (xmin, ymin, xmax, ymax) of the 2 m and 10 m cubes.
 ARCTICDEM_EXTENT = (-4000100.0, -3400100.0, 3400100.0, 4100100.0)
@@ -145,7 +146,6 @@ class ArcticDemSource:
         index: ArcticDemIndex,
         http: HttpClient,
         pgc_stac_url: str,
-        net: NetworkSettings | None = None,
         spec: CubeSpec | None = None,
     ) -> None:
         self.resolution_m = _check_resolution(resolution_m)
@@ -156,8 +156,9 @@ class ArcticDemSource:
                 f"{resolution_m} m pixels, got {self.spec.grid.crs} at {self.spec.grid.res}"
             )
         self.index = index
+        # Every request (STAC items and COG bytes) goes through this one client: its
+        # retry policy, concurrency bound and counters cover the whole fetch.
         self.http = http
-        self.net = net or http.settings
         self.pgc_stac_url = pgc_stac_url.rstrip("/") + "/"
         self.collection = pgc_grid.collection_id(resolution_m)
         self.description = (
@@ -249,14 +250,11 @@ class ArcticDemSource:
         from rasterio.windows import Window as RasterioWindow
 
         dem_href, mask_href = assets["dem"]["href"], assets["datamask"]["href"]
-        # One Env for both hrefs: they live on the same host, and the gate is checked
-        # for each (the mask's in the nested Env) before GDAL is handed the URL.
         with (
-            remote_raster_env(dem_href, purpose=f"{purpose}: dem COG", net=self.net),
-            remote_raster_env(mask_href, purpose=f"{purpose}: datamask COG", net=self.net),
-            _open(dem_href) as dem_ds,
-            _open(mask_href) as mask_ds,
+            _open(self.http, dem_href, f"{purpose}: dem COG") as dem_cog,
+            _open(self.http, mask_href, f"{purpose}: datamask COG") as mask_cog,
         ):
+            dem_ds, mask_ds = dem_cog.dataset, mask_cog.dataset
             extent = self._cube_extent(dem_href, dem_ds)
             if self._cube_extent(mask_href, mask_ds) != extent:
                 raise ArcticDemSourceError(
@@ -278,6 +276,12 @@ class ArcticDemSource:
                 "valid": np.empty((rows, part.width), bool),
                 "other": np.empty((rows, part.width), bool),
             }
+            # Both COGs are read whole, strip by strip: fetched in large pieces.
+            whole = RasterioWindow(
+                part.col0 - extent.col0, part.row0 - extent.row0, part.width, part.height
+            )
+            dem_cog.plan(whole, 1)
+            mask_cog.plan(whole, 1)
             valid_total = 0
             for row0 in range(part.row0, part.row1, rows):
                 row1 = min(row0 + rows, part.row1)
@@ -285,8 +289,8 @@ class ArcticDemSource:
                     part.col0 - extent.col0, row0 - extent.row0, part.width, row1 - row0
                 )
                 n = row1 - row0
-                dem = _read(dem_ds, dem_href, source, strip["dem"][:n])
-                mask = _read(mask_ds, mask_href, source, strip["mask"][:n])
+                dem = dem_cog.read(1, source, out=strip["dem"][:n])
+                mask = mask_cog.read(1, source, out=strip["mask"][:n])
                 valid, other = strip["valid"][:n], strip["other"][:n]
                 np.equal(mask, 1, out=valid)  # valid: mask 1, finite, not nodata
                 valid &= np.isfinite(dem, out=other)
@@ -370,19 +374,10 @@ def _strip_rows(width: int, block_rows: int) -> int:
     return max(block_rows, rows // block_rows * block_rows)
 
 
-def _open(href: str) -> Any:
-    import rasterio
-
-    try:
-        return rasterio.open(href)
-    except rasterio.errors.RasterioIOError as exc:
-        raise NetworkError(f"cannot open ArcticDEM COG {href}: {exc}") from None
-
-
-def _read(dataset: Any, href: str, window: Any, out: np.ndarray) -> np.ndarray:
-    import rasterio
-
-    try:
-        return dataset.read(1, window=window, out=out)
-    except rasterio.errors.RasterioIOError as exc:
-        raise NetworkError(f"reading ArcticDEM COG {href} failed: {exc}") from None
+def _open(http: HttpClient, href: str, purpose: str) -> RemoteCog:
+    if urlsplit(href).scheme not in ("http", "https"):
+        raise ArcticDemSourceError(
+            f"ArcticDEM COG href {href!r} is not an http(s) URL; check --pgc-stac-url "
+            "(PGC publishes its mosaic COGs over https)"
+        )
+    return RemoteCog.open(http, href, purpose=purpose)

@@ -10,6 +10,10 @@ gate refuses the download with an error naming the index.
 
 Parallel stagers share one download: the zip is fetched under a file lock kept next to
 the index folder, and every file appears under its final name only when complete.
+
+The folder is the ArcticDEM cube's hidden folder (`darts.store.sidecar`); tables an
+earlier darts version extracted elsewhere (``also_read``) are still read, so an
+existing installation neither fetches the index again nor fails offline.
 """
 
 from __future__ import annotations
@@ -60,10 +64,18 @@ def _member_pattern(resolution_m: int) -> re.Pattern[str]:
 class ArcticDemIndex:
     """The mosaic index kept in ``index_dir``. Network only when a table is missing."""
 
-    def __init__(self, index_url: str, index_dir: Path, http: HttpClient) -> None:
+    def __init__(
+        self,
+        index_url: str,
+        index_dir: Path,
+        http: HttpClient,
+        *,
+        also_read: tuple[Path, ...] = (),
+    ) -> None:
         self.index_url = index_url
         self.index_dir = Path(index_dir)
         self.http = http
+        self.also_read = tuple(Path(p) for p in also_read)
         self._tables: dict[int, dict[str, IndexEntry]] = {}
         self._memory_lock = threading.Lock()
 
@@ -100,6 +112,10 @@ class ArcticDemIndex:
         table = _read_table(path)  # the common case: no lock, no network
         if table is not None:
             return table
+        for folder in self.also_read:  # read only: nothing is written there
+            table = _read_table(folder / parquet_name(resolution_m))
+            if table is not None:
+                return table
         with hold_lock(self.lock_path, None, f"the ArcticDEM index in {self.index_dir}"):
             # Another process may have finished the download while we waited.
             table = _read_table(path)

@@ -28,7 +28,6 @@ from darts.sources.scene_docs import (
     item_datetime,
     item_tile,
     no_scenes_message,
-    refuse_offline_search,
     scene_footprint,
     selected_ids,
 )
@@ -83,13 +82,10 @@ def discover_cdse(
     """
     if not 1 <= page_limit <= MAX_PAGE_LIMIT:
         raise ValueError(f"page_limit must be 1..{MAX_PAGE_LIMIT}, got {page_limit}")
-    # Everything local is checked before a connection is opened, so a typo fails fast
-    # and offline runs fail with the message about prep-data rather than a refused URL.
-    offline = _is_offline(net)
-    if selection.needs_search and offline:
-        refuse_offline_search(selection)
+    # Everything local is checked before a connection is opened, so a typo fails fast.
+    # An offline client refuses the search itself, naming the URL and its purpose.
     if not selection.needs_search:
-        ids = selected_ids(selection, offline=offline, source=source)
+        ids = selected_ids(selection, source=source)
         with _http_client(net) as client:
             stac = _open(stac_url, client, f"fetch {len(ids)} Sentinel-2 scene(s) by id")
             return _ordered(_fetch_ids(stac, ids, collection, page_limit, source))
@@ -168,15 +164,6 @@ def _fetch_ids(
 def _batches(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def _is_offline(net: NetworkSettings | HttpClient) -> bool:
-    from darts.net.guard import get_gate
-    from darts.net.http import HttpClient
-
-    if isinstance(net, HttpClient):
-        return net.settings.offline or net.gate.offline
-    return net.offline or get_gate().offline
 
 
 @contextlib.contextmanager

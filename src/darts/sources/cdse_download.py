@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 import xarray as xr
 
 from darts.errors import ConfigError
+from darts.grid.scene import grid_of_item
 from darts.net.checksum import UnsupportedChecksum
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
-from darts.sources.decode import DecodeError, decode_band, scene_grid
+from darts.sources.decode import DecodeError, decode_band
 from darts.sources.scene_source import BandConsumer, BandFailed, FetchedCallback, MissingAssetError
 from darts.store.errors import StoreError
 
@@ -133,7 +134,7 @@ def _run_pipeline(
     consume: BandConsumer,
 ) -> None:
     scene_id = str(item.get("id") or "")
-    grid = scene_grid(item)
+    grid = grid_of_item(item)
     jobs = _jobs(item, keys)
     encoded = _Slots(ENCODED_AHEAD)
     decoded = _Slots(DECODED_AHEAD)

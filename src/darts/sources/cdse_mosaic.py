@@ -31,6 +31,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from darts.errors import ConfigError
+from darts.grid.scene import DIMS, Grid
 from darts.net.errors import CredentialsError, NetworkError, OfflineError
 from darts.sources.cdse import discover_cdse
 from darts.sources.cdse_bands import ALL, SCL_BAND, parse_band_name
@@ -46,7 +47,7 @@ from darts.sources.scene_source import (
     MissingAssetError,
     SceneDescription,
 )
-from darts.store.georef import DIMS, Grid
+from darts.store.georef import band_attrs
 
 if TYPE_CHECKING:
     pass
@@ -291,7 +292,7 @@ def _decode(key: str, data: bytes, asset: Mapping[str, Any], grid: Grid) -> xr.D
                 "long_name": asset.get("title") or key,
             }
         )
-    attrs.update({k: v for k, v in grid.band_attrs().items() if k != "coordinates"})
+    attrs.update({k: v for k, v in band_attrs(grid).items() if k != "coordinates"})
     return xr.DataArray(array, dims=DIMS, coords=grid_coords(grid), name=key, attrs=attrs)
 
 

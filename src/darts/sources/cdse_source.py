@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from darts.grid.scene import grid_of_item
 from darts.sources.cdse import CDSE_STAC_URL, discover_cdse
 from darts.sources.cdse_bands import SCL_KEY, resolve_bands
 from darts.sources.cdse_download import fetch_bands
-from darts.sources.decode import scene_grid
 from darts.sources.scene_docs import describe_scene, discover_offline, file_sizes
 from darts.sources.scene_source import BandConsumer, FetchedCallback, SceneDescription, made
 
@@ -80,7 +80,7 @@ class CdseSource(CdseAccess):
 
     def describe(self, scene: Mapping[str, Any], keys: Sequence[str]) -> SceneDescription:
         size, exact = file_sizes(scene, keys)
-        return describe_scene(scene, keys, scene_grid(scene), size, exact)
+        return describe_scene(scene, keys, grid_of_item(scene), size, exact)
 
     def fetch(
         self,

@@ -8,8 +8,9 @@ option is set in a *scoped* ``rasterio.Env`` for the duration of one decode, nev
 process-wide (pitfall 18): other threads reading other rasters keep their own settings.
 
 Every band is delivered on one grid, the scene's **10 m grid**, taken from the item's
-10 m assets (``proj:code``, ``proj:transform``, ``proj:shape``), even when only 20 m
-bands are asked for, so all bands a scene store ever holds line up.
+10 m assets (``proj:code``, ``proj:transform``, ``proj:shape``;
+:func:`darts.grid.scene.grid_of_item`), even when only 20 m bands are asked for, so
+all bands a scene store ever holds line up.
 
 Resampling 20 m / 60 m bands to 10 m is **nearest neighbour**, for every band:
 
@@ -38,16 +39,13 @@ import rasterio
 import xarray as xr
 from affine import Affine
 from pyproj import CRS
-from pyproj.exceptions import CRSError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from darts.errors import DartsError
-from darts.store.georef import DIMS, GRID_MAPPING, Grid
+from darts.grid.scene import DIMS, GRID_MAPPING, Grid, north_up_transform
+from darts.store.georef import band_attrs, spatial_ref_attrs
 
-# The grid's defining assets, in order of preference.
-_GRID_ASSETS = ("B02_10m", "B03_10m", "B04_10m", "B08_10m")
-SCENE_RESOLUTION = 10.0
 # Georeferencing that differs by less than this fraction of a pixel is the same.
 _TOLERANCE = 1e-3
 # Rows of the source processed per step when replicating: keeps the working set in
@@ -62,45 +60,13 @@ class DecodeError(DartsError):
     """A band file could not be decoded or does not match its STAC asset."""
 
 
-def scene_grid(item: Mapping[str, Any]) -> Grid:
-    """The scene's 10 m grid, from the item's 10 m reflectance assets."""
-    assets = item.get("assets") or {}
-    key = next((k for k in _GRID_ASSETS if k in assets), None)
-    if key is None:
-        key = next(
-            (
-                k
-                for k, a in assets.items()
-                if isinstance(a, Mapping)
-                and a.get("proj:transform")
-                and math.isclose(abs(float(a["proj:transform"][0])), SCENE_RESOLUTION)
-            ),
-            None,
-        )
-    if key is None:
-        raise DecodeError(f"item {item.get('id')!r} has no 10 m asset to take the scene grid from")
-    asset = assets[key]
-    try:
-        transform = _transform_of(asset)
-        rows, cols = (int(v) for v in asset["proj:shape"])
-        code = str(asset["proj:code"])
-        wkt = CRS.from_user_input(code).to_wkt()
-    except (KeyError, TypeError, ValueError, CRSError) as error:
-        raise DecodeError(
-            f"item {item.get('id')!r}: asset {key!r} lacks a usable proj:code, "
-            f"proj:shape or proj:transform ({error})"
-        ) from None
-    t = transform
-    return Grid((rows, cols), (t.a, t.b, t.c, t.d, t.e, t.f), code, wkt)
-
-
 def grid_coords(grid: Grid) -> dict[str, Any]:
     """x / y pixel-centre coordinates and the ``spatial_ref`` coordinate of ``grid``."""
     a, _b, c, _d, e, f = grid.transform
     rows, cols = grid.shape
     x = c + (np.arange(cols, dtype="float64") + 0.5) * a
     y = f + (np.arange(rows, dtype="float64") + 0.5) * e
-    spatial_ref = xr.DataArray(np.int64(0), attrs=grid.spatial_ref_attrs())
+    spatial_ref = xr.DataArray(np.int64(0), attrs=spatial_ref_attrs(grid))
     return {"y": ("y", y), "x": ("x", x), GRID_MAPPING: spatial_ref}
 
 
@@ -181,7 +147,7 @@ def decode_band(
     attrs["nodata"] = nodata
     if asset.get("title"):
         attrs["long_name"] = asset["title"]
-    attrs.update({k: v for k, v in grid.band_attrs().items() if k != "coordinates"})
+    attrs.update({k: v for k, v in band_attrs(grid).items() if k != "coordinates"})
     source_res = abs(source_transform.a)
     attrs["darts:asset"] = key
     attrs["darts:source_resolution"] = source_res
@@ -189,14 +155,6 @@ def decode_band(
         "none" if math.isclose(source_res, abs(grid.transform[0])) else "nearest"
     )
     return xr.DataArray(values, dims=DIMS, coords=grid_coords(grid), name=key, attrs=attrs)
-
-
-def _transform_of(asset: Mapping[str, Any]) -> Affine:
-    values = [float(v) for v in asset["proj:transform"][:6]]
-    transform = Affine(*values)
-    if transform.b or transform.d or transform.a <= 0 or transform.e >= 0:
-        raise ValueError(f"not a north-up grid: {values}")
-    return transform
 
 
 def _check_source(
@@ -209,7 +167,7 @@ def _check_source(
 ) -> Affine:
     """The source grid (from the asset), checked against the file and the scene."""
     try:
-        transform = _transform_of(asset)
+        transform = north_up_transform(asset)
     except (KeyError, TypeError, ValueError) as error:
         raise DecodeError(f"band {key}: asset has no usable proj:transform ({error})") from None
     shape = asset.get("proj:shape")

@@ -34,9 +34,10 @@ import numpy as np
 import xarray as xr
 
 from darts.errors import ConfigError
+from darts.grid.scene import DIMS, Grid, grid_of_item
 from darts.net.earthengine import EarthEngineClient, affine_grid
 from darts.sources.cdse_bands import normalize_bands
-from darts.sources.decode import grid_coords, scene_grid
+from darts.sources.decode import grid_coords
 from darts.sources.gee_scene import (
     S2_COLLECTION,
     S2_PARENT,
@@ -59,7 +60,7 @@ from darts.sources.scene_source import (
     MissingAssetError,
     SceneDescription,
 )
-from darts.store.georef import DIMS, Grid
+from darts.store.georef import band_attrs
 
 if TYPE_CHECKING:
     from darts.net.google_auth import EarthEngineCredentials
@@ -155,7 +156,11 @@ class GeeSource:
         """The image ``scene_id``, found by its sensing second and tile (listImages has
         no lookup by id; the two narrow it to the one image)."""
         (scene_id,) = validate_scene_ids([scene_id], self.name)
-        sensing = datetime.strptime(scene_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        try:
+            sensing = datetime.strptime(scene_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            # Well-formed digits that name no real moment: no image was taken then.
+            return None
         tile = scene_id.rsplit("_T", 1)[1]
         images = self.client().list_images(
             S2_PARENT,
@@ -189,7 +194,7 @@ class GeeSource:
         return keys
 
     def describe(self, scene: Mapping[str, Any], keys: Sequence[str]) -> SceneDescription:
-        grid = scene_grid(scene)
+        grid = grid_of_item(scene)
         # NPY answers are uncompressed: the payload is the pixels plus a small header.
         payload = sum(
             (r1 - r0) * (c1 - c0) * np.dtype(band_dtype(key)).itemsize
@@ -212,7 +217,7 @@ class GeeSource:
         each band goes to ``consume`` as soon as its strips are in, while the next
         bands download. A failed strip fails the scene (its network error)."""
         scene_id = str(scene.get("id"))
-        grid = scene_grid(scene)
+        grid = grid_of_item(scene)
         client = self.client()
         expression = image_expression(scene_id)
         plan = request_plan(keys, grid.shape)
@@ -348,7 +353,7 @@ def _band_array(
     attrs["darts:resampling"] = (
         "none" if attrs["darts:source_resolution"] == grid.resolution[0] else "nearest"
     )
-    attrs.update({k: v for k, v in grid.band_attrs().items() if k != "coordinates"})
+    attrs.update({k: v for k, v in band_attrs(grid).items() if k != "coordinates"})
     return xr.DataArray(values, dims=DIMS, coords=coords, name=key, attrs=attrs)
 
 

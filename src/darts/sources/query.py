@@ -50,6 +50,9 @@ class SceneSelection:
     scene_id_file: Path | None = None
     tile_ids: tuple[str, ...] = ()
     aoi_file: Path | None = None
+    # How messages name the id file: the option it was given by (prep-data's saved
+    # file is a selection of its own for a run).
+    scene_id_file_option: str = "--scene-id-file"
 
     def __post_init__(self) -> None:
         # Lists and plain strings arrive from config files and the CLI; store tuples and

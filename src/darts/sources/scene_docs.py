@@ -18,7 +18,7 @@ from typing import Any
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from darts.errors import ConfigError, DartsError
+from darts.errors import EXIT_NETWORK, ConfigError, DartsError
 from darts.sources.query import SceneFilters, SceneSelection, date_spans, describe_filters
 from darts.sources.scene_ids import parse_scene_id, read_scene_id_file, validate_scene_ids
 
@@ -29,6 +29,13 @@ class DiscoveryError(DartsError):
     """Scene discovery cannot give what was asked (e.g. scene ids the catalogue lacks)."""
 
 
+class CatalogueUnavailable(DiscoveryError):
+    """The catalogue could not be searched (unreachable, or failing after the retries):
+    the network's exit code, so a job script can tell "try later" from "fix the input"."""
+
+    exit_code = EXIT_NETWORK
+
+
 def discover_offline(selection: SceneSelection, *, source: str = "cdse") -> list[str]:
     """The scene ids of an offline run, from ``--scene-ids`` or ``--scene-id-file``.
 
@@ -37,7 +44,7 @@ def discover_offline(selection: SceneSelection, *, source: str = "cdse") -> list
     """
     if selection.needs_search:
         refuse_offline_search(selection)
-    return list(selected_ids(selection, offline=True, source=source))
+    return list(selected_ids(selection, source=source))
 
 
 def describe_query(
@@ -116,20 +123,22 @@ def item_datetime(item: dict[str, Any]) -> datetime | None:
     return None
 
 
-def selected_ids(
-    selection: SceneSelection, *, offline: bool, source: str = "cdse"
-) -> tuple[str, ...]:
+def selected_ids(selection: SceneSelection, *, source: str = "cdse") -> tuple[str, ...]:
     if selection.scene_ids:
         return validate_scene_ids(selection.scene_ids, source)
     assert selection.scene_id_file is not None
-    return read_scene_id_file(selection.scene_id_file, offline=offline, source=source)
+    return read_scene_id_file(
+        selection.scene_id_file, source=source, option=selection.scene_id_file_option
+    )
 
 
 def refuse_offline_search(selection: SceneSelection) -> None:
     flag = "--tile-ids" if selection.tile_ids else "--aoi-file"
     raise ConfigError(
-        f"{flag} needs a catalogue search, which an offline run cannot do; offline runs need "
-        "--scene-ids or --scene-id-file (the file `darts inference prep-data` writes)"
+        f"{flag} needs a catalogue search, which an offline run cannot do; give the scenes "
+        "with --scene-ids or --scene-id-file, or pass --prep-data-scene-id-file FILE: the "
+        f"file `darts inference prep-data sentinel2 {flag} ... --prep-data-scene-id-file "
+        "FILE --optical --aux` wrote"
     )
 
 
@@ -156,7 +165,7 @@ def discover_scenes(source: Any, selection: SceneSelection, filters: SceneFilter
     except (CredentialsError, OfflineError):
         raise
     except NetworkError as error:
-        raise DiscoveryError(
+        raise CatalogueUnavailable(
             f"the {source.name} catalogue could not be searched for "
             f"{describe_query(selection, filters)}: {error}; check the endpoint settings "
             "(`darts debug-paths`) and the network, then run again"

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from darts.errors import ConfigError
 from darts.store.atomic import atomic_write_text
@@ -53,7 +54,9 @@ class SceneIdParts:
     """The fields of a CDSE Sentinel-2 L2A product id."""
 
     mission: str  # S2A, S2B, S2C
-    sensing_time: datetime  # datatake sensing start, UTC
+    # Datatake sensing start, UTC; None when the id's digits name no real moment (the
+    # id is still well-formed: only the catalogue can say it names no product).
+    sensing_time: datetime | None
     baseline: str  # processing baseline as in the id, e.g. N0509
     relative_orbit: int
     tile: str  # MGRS tile without the T, e.g. 11XNA
@@ -78,11 +81,10 @@ def parse_scene_id(scene_id: str) -> SceneIdParts:
     if problem:
         raise ConfigError(f"scene id {scene_id!r} {problem}")
     match = _CDSE_RE.match(text)
-    sensing = _timestamp(match["sensing"]) if match else None
-    assert match is not None and sensing is not None  # scene_id_problem checked both
+    assert match is not None  # scene_id_problem checked it
     return SceneIdParts(
         mission=match["mission"],
-        sensing_time=sensing,
+        sensing_time=_timestamp(match["sensing"]),
         baseline=match["baseline"],
         relative_orbit=int(match["orbit"]),
         tile=match["tile"],
@@ -119,7 +121,7 @@ def validate_scene_ids(
 
 
 def read_scene_id_file(
-    path: Path | str, *, offline: bool = False, source: str = "cdse"
+    path: Path | str, *, source: str = "cdse", option: str = "--scene-id-file"
 ) -> tuple[str, ...]:
     """Scene ids from a JSON array or a text file with one id per line.
 
@@ -128,15 +130,14 @@ def read_scene_id_file(
     """
     _check_source(source)
     path = Path(path)
-    option = "--scene-id-file"
     if not path.exists():
-        if offline:
-            raise ConfigError(
-                f"{option}: {path} does not exist; offline runs read the scene ids that "
-                f"`darts inference prep-data ... {option} {path}` writes, so run prep-data "
-                "online first"
-            )
-        raise ConfigError(f"{option}: {path} does not exist")
+        # The same words online and offline: the file is either the user's own list or
+        # the one prep-data saved, and the message says how to get the latter.
+        raise ConfigError(
+            f"{option}: {path} does not exist; give an existing id file, or write one "
+            "with `darts inference prep-data sentinel2 --tile-ids ... "
+            f"--prep-data-scene-id-file {path} --optical --aux` (online)"
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
@@ -145,7 +146,7 @@ def read_scene_id_file(
     # Decided by content, not name: ids never start with a bracket, and a JSON object
     # then gets the JSON error rather than "not a scene id".
     is_json = text.lstrip()[:1] in ("[", "{")
-    entries = _json_entries(path, text) if is_json else _line_entries(text)
+    entries = _json_entries(path, text, option) if is_json else _line_entries(text)
     problems: list[str] = []
     ids: list[str] = []
     for where, value in entries:
@@ -164,16 +165,65 @@ def read_scene_id_file(
     return tuple(dict.fromkeys(ids))
 
 
-def write_scene_id_file(path: Path | str, scene_ids: Iterable[str]) -> Path:
-    """Write ids as a JSON array, atomically: a crash leaves the old file or the new one."""
+def write_scene_id_file(
+    path: Path | str,
+    scene_ids: Iterable[str],
+    scenes: Iterable[Mapping[str, Any]] | None = None,
+) -> Path:
+    """Write ids atomically: a crash leaves the old file or the new one.
+
+    Without ``scenes``: a JSON array of ids. With ``scenes`` (the scene documents, as
+    prep-data has them): a GeoJSON FeatureCollection of their footprints that also
+    lists the ids under ``scene_ids``. GIS tools then show where the scenes lie, and an
+    offline run can name the auxiliary tiles a scene needs before the scene itself is
+    staged. Both forms read back with `read_scene_id_file`.
+    """
     path = Path(path)
     ids = list(scene_ids)
     bad = [i for i in ids if not isinstance(i, str)]
     if bad:
         raise TypeError(f"scene ids must be strings, got {bad!r}")
+    document: Any = ids
+    if scenes is not None:
+        features = [_footprint_feature(scene) for scene in scenes if scene.get("id") in ids]
+        document = {"type": "FeatureCollection", "scene_ids": ids, "features": features}
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(ids, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
     return path
+
+
+def read_scene_footprints(path: Path | str) -> dict[str, dict[str, Any]]:
+    """Scene id → a minimal scene document (``id``, ``geometry``, ``properties`` with
+    ``datetime``) from a FeatureCollection id file; empty for the other forms (or a
+    file that cannot be read: `read_scene_id_file` reports that)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("features"), list):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for feature in data["features"]:
+        if not isinstance(feature, dict) or not isinstance(feature.get("id"), str):
+            continue
+        geometry, properties = feature.get("geometry"), feature.get("properties")
+        if isinstance(geometry, dict) and isinstance(properties, dict):
+            found[feature["id"]] = {
+                "id": feature["id"],
+                "geometry": geometry,
+                "properties": {"datetime": properties.get("datetime")},
+            }
+    return found
+
+
+def _footprint_feature(scene: Mapping[str, Any]) -> dict[str, Any]:
+    properties = scene.get("properties") or {}
+    return {
+        "type": "Feature",
+        "id": scene["id"],
+        "geometry": scene.get("geometry"),
+        "properties": {"scene_id": scene["id"], "datetime": properties.get("datetime")},
+    }
 
 
 def normalize_tile_id(tile_id: str) -> str:
@@ -244,14 +294,12 @@ def _cdse_reason(text: str) -> str | None:
         return "is the Earth Engine form (source gee)"
     if _MOSAIC_RE.match(text):
         return "is a quarterly mosaic id (source cdse-mosaic)"
-    match = _CDSE_RE.match(text)
-    if match is None:
+    if _CDSE_RE.match(text) is None:
         if _OTHER_PRODUCT_RE.match(text) and "_MSIL2A_" not in text:
             return "is not a Sentinel-2 L2A product"
         return "is not a scene id"
-    for part in ("sensing", "discriminator"):
-        if _timestamp(match[part]) is None:
-            return f"has an impossible date/time {match[part]!r}"
+    # The form is all that is checked: digits that name no real moment (an example id
+    # with an invented time, say) are the catalogue's to report as not found.
     return None
 
 
@@ -260,12 +308,8 @@ def _gee_reason(text: str) -> str | None:
         return "is the CDSE product id form (source cdse)"
     if _MOSAIC_RE.match(text):
         return "is a quarterly mosaic id (source cdse-mosaic)"
-    match = _GEE_RE.match(text)
-    if match is None:
+    if _GEE_RE.match(text) is None:
         return "is not a scene id"
-    for part in ("sensing", "granule"):
-        if _timestamp(match[part]) is None:
-            return f"has an impossible date/time {match[part]!r}"
     return None
 
 
@@ -290,16 +334,29 @@ def _invalid_ids_message(where: str, source: str, problems: list[str]) -> str:
     )
 
 
-def _json_entries(path: Path, text: str) -> list[tuple[str, object]]:
+def _json_entries(path: Path, text: str, option: str) -> list[tuple[str, object]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(
-            f"--scene-id-file: {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
+            f"{option}: {path} is not valid JSON (line {err.lineno}, column {err.colno}: "
             f"{err.msg}); write a JSON array of ids or one id per line"
         ) from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        # The form prep-data writes with footprints: the ids are listed as they are.
+        data = data.get("scene_ids")
+        if not isinstance(data, list):
+            raise ConfigError(
+                f"{option}: {path} is a FeatureCollection without a 'scene_ids' "
+                "list; write it with `darts inference prep-data sentinel2 --tile-ids ... "
+                "--prep-data-scene-id-file FILE --optical --aux` or give a JSON array of ids"
+            )
+        return [(f"scene_ids entry {i}", value) for i, value in enumerate(data, start=1)]
     if not isinstance(data, list):
-        raise ConfigError(f"--scene-id-file: {path} must hold a JSON array of scene ids")
+        raise ConfigError(
+            f"{option}: {path} must hold a JSON array of scene ids (or the "
+            "FeatureCollection prep-data writes)"
+        )
     return [(f"entry {i}", value) for i, value in enumerate(data, start=1)]
 
 

@@ -32,8 +32,8 @@ from darts.errors import DartsError
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
+    from darts.grid.scene import Grid
     from darts.sources.query import SceneFilters, SceneSelection
-    from darts.store.georef import Grid
 
 # Called with (band key, decoded band on the scene grid), in the thread that called
 # `SceneSource.fetch`, one band at a time: the stager writes the band before the next.

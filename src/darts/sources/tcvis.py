@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from darts.net.http import HttpClient
     from darts.sources.tcvis_gee import TcvisGeeSource, mosaic_expression
     from darts.sources.tcvis_stac import TcvisMirrorError, TcvisStacSource
-    from darts.store.cube_spec import CubeSpec, TileSource
+    from darts.store.datacube.spec import CubeSpec, TileSource
 
 _EXPORTS = {
     "TcvisGeeSource": "tcvis_gee",

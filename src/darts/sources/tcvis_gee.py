@@ -21,7 +21,7 @@ from darts.sources.tcvis_tiles import (
     tcvis_tile_window,
     tcvis_tiles_for,
 )
-from darts.store.cube_spec import CubeSpec, TileBuffer, TileFetch
+from darts.store.datacube.spec import CubeSpec, TileBuffer, TileFetch
 
 
 def mosaic_expression(asset_id: str) -> dict[str, Any]:

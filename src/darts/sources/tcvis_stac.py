@@ -4,20 +4,23 @@ The mirror holds one collection per trend period, ``tcvis-<period>``, whose item
 a ``data`` asset: a 3-band uint8 COG (brightness, greenness, wetness) on the Earth
 Engine export grid. A tile is fetched by searching the items that intersect it and
 range-reading the tile's window from each COG; pixels are copied, never resampled,
-so the cube holds the same values as when filled from Earth Engine.
+so the cube holds the same values as when filled from Earth Engine. The COG bytes
+travel through the source's `HttpClient` (`darts.net.cog`), under the retry policy of
+every other transfer; GDAL only decodes them.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from darts.errors import DartsError
 from darts.grid.cube import Window
+from darts.net.cog import RemoteCog
 from darts.net.errors import NetworkError
-from darts.net.gdal import remote_raster_env
 from darts.net.http import HttpClient
 from darts.net.settings import NetworkSettings
 from darts.net.stac import open_stac
@@ -28,7 +31,7 @@ from darts.sources.tcvis_tiles import (
     tcvis_tile_window,
     tcvis_tiles_for,
 )
-from darts.store.cube_spec import CubeSpec, TileBuffer, TileFetch
+from darts.store.datacube.spec import CubeSpec, TileBuffer, TileFetch
 
 # An item's pixel edges may differ from the cube's by float noise only; anything more
 # means the COG is on another grid and copying it would shift every pixel.
@@ -125,32 +128,26 @@ class TcvisStacSource:
     ) -> bool | None:
         """Copy the item's pixels inside ``window`` into ``into``; None if it has none
         there, else whether any non-zero pixel was read."""
-        import rasterio
         from rasterio.windows import Window as RasterioWindow
 
-        with remote_raster_env(href, purpose=f"{purpose}: read {item_id}", net=self.net):
-            try:
-                dataset = rasterio.open(href)
-            except rasterio.errors.RasterioIOError as exc:
-                raise NetworkError(f"cannot open TCVIS COG {href}: {exc}") from None
-            with dataset:
-                extent = self._cube_extent(item_id, dataset)
-                part = extent.intersection(window)
-                if part.is_empty:
-                    return None
-                indexes = _band_indexes(item_id, dataset)
-                try:
-                    data = dataset.read(
-                        indexes,
-                        window=RasterioWindow(
-                            part.col0 - extent.col0,
-                            part.row0 - extent.row0,
-                            part.width,
-                            part.height,
-                        ),
-                    )
-                except rasterio.errors.RasterioIOError as exc:
-                    raise NetworkError(f"reading TCVIS COG {href} failed: {exc}") from None
+        if urlsplit(href).scheme not in ("http", "https"):
+            raise TcvisMirrorError(
+                f"TCVIS mirror item {item_id!r} in {self.stac_url} has the href {href!r}; "
+                "the mirror must publish its COGs over http(s)."
+            )
+        with RemoteCog.open(self._http, href, purpose=f"{purpose}: read {item_id}") as cog:
+            dataset = cog.dataset
+            extent = self._cube_extent(item_id, dataset)
+            part = extent.intersection(window)
+            if part.is_empty:
+                return None
+            indexes = _band_indexes(item_id, dataset)
+            data = cog.read(
+                indexes,
+                RasterioWindow(
+                    part.col0 - extent.col0, part.row0 - extent.row0, part.width, part.height
+                ),
+            )
         target = part.relative_to(window).slices
         for band, variable in enumerate(TCVIS_BANDS):
             values = data[band]

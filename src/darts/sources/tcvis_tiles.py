@@ -15,7 +15,7 @@ import math
 import re
 
 from darts.grid.cube import CubeGrid, Window
-from darts.store.cube_spec import CubeSpec, CubeVariable
+from darts.store.datacube.spec import CubeSpec, CubeVariable
 
 TCVIS_PIXEL_DEG = 0.00026949458523585647
 # The TCVIS domain: the whole northern permafrost zone.

@@ -34,7 +34,9 @@ class ArraySpec:
     dtype: np.dtype[Any]
     chunks: tuple[int, ...]
     fill_value: Any
-    compressor: BytesBytesCodec | None
+    # Bytes-to-bytes codecs after the bytes serializer: (Blosc, CRC-32C) for bands,
+    # (CRC-32C,) for coordinates, () for none.
+    compressors: tuple[BytesBytesCodec, ...]
     attributes: dict[str, Any]
     dimension_names: tuple[str, ...]
 
@@ -64,7 +66,7 @@ def write_staged_array(
         chunks=spec.chunks,
         dtype=spec.dtype,
         fill_value=spec.fill_value,
-        compressors=[spec.compressor] if spec.compressor is not None else None,
+        compressors=list(spec.compressors) or None,
         attributes=spec.attributes,
         dimension_names=spec.dimension_names,
         config={"write_empty_chunks": False},

@@ -8,10 +8,15 @@ dispatch, an extra copy). The commit record already lists every chunk file of a 
 whole band needs no more than: read each file, Blosc-decode it (numcodecs' public
 codec; it releases the GIL, so two threads decode at once) and copy it into place.
 
-Only the layout the store writes takes this path: a 2-D regular chunk grid, default
-chunk keys with "/", the codecs ``bytes`` (little endian) then ``blosc``. Any other
-array (another codec chain, e.g. with a checksum codec) is read through zarr by the
-caller: `read_band` returns None for it.
+Every chunk's CRC-32C (the ``crc32c`` codec the store appends after Blosc) is checked
+before it is decoded, and a chunk that fails it, or that does not decode to a whole
+chunk (all a store written before the checksum can tell), raises the scene's
+:class:`~darts.store.errors.CorruptChunkError`: never its pixels.
+
+Only the layouts the store writes take this path: a 2-D regular chunk grid, default
+chunk keys with "/", the codecs ``bytes`` (little endian), ``blosc`` and (since the
+checksum was added) ``crc32c``. Any other array is read through zarr by the caller:
+`read_bands` returns None for it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from typing import Any
 import numcodecs
 import numpy as np
 
+from darts.store.checksum import CODEC_NAME as CHECKSUM_NAME
+from darts.store.checksum import ChecksumMismatch, has_checksum, payload
+from darts.store.errors import CorruptChunkError
 from darts.store.record import ArrayRecord
 
 # Two decoders: the machines DARTS stages on have few cores, and Blosc spreads each
@@ -37,8 +45,13 @@ _POOL: ThreadPoolExecutor | None = None
 _SCRATCH = threading.local()
 
 
+# A Blosc frame starts with 16 header bytes; bytes 4-8 hold the decoded size.
+_BLOSC_HEADER = 16
+
+
 @dataclass(frozen=True)
 class _Chunk:
+    key: str  # "c/<i>/<j>", for messages
     path: Path
     rows: slice
     cols: slice
@@ -50,14 +63,19 @@ class _BandPlan:
     dtype: np.dtype[Any]
     fill: Any
     chunks: tuple[int, int]
+    checksum: bool  # whether each chunk file ends with its CRC-32C
     present: tuple[_Chunk, ...]
     # Chunks without a file (entirely nodata, never written) read as the fill value.
     absent: tuple[tuple[slice, slice], ...]
 
 
-def read_bands(scene_dir: Path, records: Mapping[str, ArrayRecord]) -> dict[str, np.ndarray] | None:
+def read_bands(
+    scene_dir: Path, records: Mapping[str, ArrayRecord], scene_id: str
+) -> dict[str, np.ndarray] | None:
     """Every band of ``records`` as a numpy array, or None when any of them is not in
-    the layout this reader handles (the caller then reads through zarr)."""
+    the layout this reader handles (the caller then reads through zarr). A damaged
+    chunk raises :class:`CorruptChunkError`; a lost one ``FileNotFoundError`` (the
+    caller's stat check reports that first)."""
     plans = {}
     for name, record in records.items():
         plan = _plan(scene_dir / name, record)
@@ -65,14 +83,21 @@ def read_bands(scene_dir: Path, records: Mapping[str, ArrayRecord]) -> dict[str,
             return None
         plans[name] = plan
     out = {name: np.empty(plan.shape, plan.dtype) for name, plan in plans.items()}
-    tasks: list[tuple[str, _Chunk, np.dtype[Any], tuple[int, int]]] = []
+    tasks: list[tuple[str, _Chunk]] = []
     for name, plan in plans.items():
         for rows, cols in plan.absent:
             out[name][rows, cols] = plan.fill
-        tasks += [(name, chunk, plan.dtype, plan.chunks) for chunk in plan.present]
-    pool = _pool()
+        tasks += [(name, chunk) for chunk in plan.present]
+
+    def decode(task: tuple[str, _Chunk]) -> None:
+        name, chunk = task
+        try:
+            _decode(chunk, plans[name], out[name])
+        except _Damaged as damaged:
+            raise CorruptChunkError(scene_id, name, chunk.key, str(damaged), scene_dir) from None
+
     # list() re-raises the first failure (a missing or corrupt chunk file).
-    list(pool.map(lambda task: _decode(task[1], task[2], task[3], out[task[0]]), tasks))
+    list(_pool().map(decode, tasks))
     return out
 
 
@@ -96,10 +121,13 @@ def _plan(band_dir: Path, record: ArrayRecord) -> _BandPlan | None:
             c = slice(j * ccol, min((j + 1) * ccol, cols))
             key = f"c/{i}/{j}"
             if key in record.files:
-                present.append(_Chunk(band_dir / key, r, c))
+                present.append(_Chunk(key, band_dir / key, r, c))
             else:
                 absent.append((r, c))
-    return _BandPlan((rows, cols), dtype, fill, (crow, ccol), tuple(present), tuple(absent))
+    checksum = has_checksum(meta.get("codecs") or [])
+    return _BandPlan(
+        (rows, cols), dtype, fill, (crow, ccol), checksum, tuple(present), tuple(absent)
+    )
 
 
 def _handled(meta: Mapping[str, Any], record: ArrayRecord) -> bool:
@@ -112,21 +140,42 @@ def _handled(meta: Mapping[str, Any], record: ArrayRecord) -> bool:
         and grid.get("name") == "regular"
         and keys.get("name") == "default"
         and (keys.get("configuration") or {}).get("separator", "/") == "/"
-        and codecs == ["bytes", "blosc"]
+        and codecs in (["bytes", "blosc"], ["bytes", "blosc", CHECKSUM_NAME])
         and (bytes_codec.get("configuration") or {}).get("endian", "little") == "little"
         and np.dtype(record.dtype).byteorder in ("<", "=", "|")
     )
 
 
-def _decode(chunk: _Chunk, dtype: np.dtype[Any], shape: tuple[int, int], out: np.ndarray) -> None:
+class _Damaged(ValueError):
+    """A chunk file's bytes fail their checksum or do not decode (why, in words)."""
+
+
+def _decode(chunk: _Chunk, plan: _BandPlan, out: np.ndarray) -> None:
     # Decoding into one reused chunk-sized buffer per thread costs no fresh memory
     # (no page faults) per chunk; the copy into place then writes the result once.
-    buffer = _buffer(shape, dtype)
+    buffer = _buffer(plan.chunks, plan.dtype)
+    frame = np.frombuffer(chunk.path.read_bytes(), np.uint8)
+    if plan.checksum:
+        try:
+            frame = payload(frame)
+        except ChecksumMismatch as mismatch:
+            raise _Damaged(str(mismatch)) from None
+    # A frame that would decode to another size is damaged too (the only check a
+    # store written before the checksum gets); Blosc itself would refuse it anyway.
+    if len(frame) < _BLOSC_HEADER or _decoded_size(frame) != buffer.nbytes:
+        raise _Damaged(f"does not hold a Blosc frame of {plan.chunks} {plan.dtype}")
     codec = numcodecs.Blosc()  # the Blosc frame header says everything decoding needs
-    codec.decode(chunk.path.read_bytes(), out=buffer)
+    try:
+        codec.decode(frame, out=buffer)
+    except (RuntimeError, ValueError) as error:
+        raise _Damaged(f"does not decode ({error})") from None
     height = chunk.rows.stop - chunk.rows.start
     width = chunk.cols.stop - chunk.cols.start
     out[chunk.rows, chunk.cols] = buffer[:height, :width]
+
+
+def _decoded_size(frame: np.ndarray) -> int:
+    return int.from_bytes(frame[4:8].tobytes(), "little")
 
 
 def _buffer(shape: tuple[int, int], dtype: np.dtype[Any]) -> np.ndarray:

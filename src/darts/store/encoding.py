@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from zarr.abc.codec import BytesBytesCodec
 from zarr.codecs import BloscCodec
+
+from darts.store.checksum import CODEC_NAME as CHECKSUM_NAME
+from darts.store.checksum import codec as checksum_codec
 
 Shuffle = Literal["bitshuffle", "shuffle", "noshuffle"]
 Compressor = Literal["zstd", "lz4", "lz4hc", "blosclz", "zlib"]
@@ -53,6 +57,10 @@ class BandEncoding:
     # ~3 % smaller than the reference encoding (4096² chunks) at equal decode speed,
     # measured on a full-world scene with benchmarks/bench_scene_read.py. 0 = automatic.
     blocksize: int = 1 << 20
+    # Each chunk ends with its CRC-32C (Zarr v3's ``crc32c`` codec after Blosc), which
+    # every read checks (darts.store.checksum): 4 bytes per chunk, and a few ms per
+    # scene read (benchmarks/bench_scene_read.py prints the overhead).
+    checksum: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk < 1:
@@ -75,9 +83,13 @@ class BandEncoding:
             blocksize=self.blocksize,
         )
 
+    def compressors(self, dtype: np.dtype[Any]) -> tuple[BytesBytesCodec, ...]:
+        """The bytes-to-bytes codecs of a band array: Blosc, then the checksum."""
+        return (self.codec(dtype), checksum_codec()) if self.checksum else (self.codec(dtype),)
+
     def describe(self) -> dict[str, Any]:
         """What goes into the commit record (the array's zarr.json has the full codec)."""
-        return {
+        described: dict[str, Any] = {
             "codec": "blosc",
             "cname": self.cname,
             "clevel": self.clevel,
@@ -85,6 +97,9 @@ class BandEncoding:
             "blocksize": self.blocksize,
             "chunk": self.chunk,
         }
+        if self.checksum:
+            described["checksum"] = CHECKSUM_NAME
+        return described
 
 
 DEFAULT_ENCODING = BandEncoding()

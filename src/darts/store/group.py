@@ -43,8 +43,16 @@ def write_group(
 
 def listed_arrays(scene_dir: Path) -> set[str] | None:
     """Names the group metadata lists; None if there is no readable group metadata."""
+    listed = listed_metadata(scene_dir)
+    return None if listed is None else set(listed)
+
+
+def listed_metadata(scene_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """The metadata of each array the group metadata lists (what zarr reads them by);
+    None if there is no readable group metadata."""
     try:
         document = json.loads((scene_dir / GROUP_METADATA).read_text(encoding="utf-8"))
-        return set(document["consolidated_metadata"]["metadata"])
-    except (OSError, ValueError, KeyError, TypeError):
+        members = document["consolidated_metadata"]["metadata"]
+        return {str(name): dict(meta) for name, meta in members.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

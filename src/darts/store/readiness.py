@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from darts.errors import DartsError
+from darts.store.scene_damage import needed_damage
 from darts.store.scenes import SceneStore
 
 
@@ -68,11 +69,27 @@ class NotStagedError(DartsError):
 
 
 def optical_readiness(
-    store: SceneStore, scene_ids: Sequence[str], band_keys: Sequence[str]
+    store: SceneStore,
+    scene_ids: Sequence[str],
+    band_keys: Sequence[str],
+    *,
+    verify: bool = False,
 ) -> Readiness:
-    """Check that every scene has its STAC item and every band in the store."""
+    """Check that every scene has its STAC item and every band in the store, and that
+    the files of those bands and of the scene's coordinates are all there at their
+    recorded sizes (with ``verify``: their SHA-256 too, which reads every byte)."""
     readiness = Readiness(checked=list(scene_ids))
     for scene_id in scene_ids:
+        damage = needed_damage(store, scene_id, band_keys, content=verify)
+        if damage:
+            found = "; ".join(damage.problems)
+            advice = (
+                ""
+                if "darts cache repair" in found
+                else " (`darts cache repair` or prep-data stages it again)"
+            )
+            readiness.gaps.append(Gap(scene_id, f"damaged: {found}{advice}"))
+            continue
         stored = store.stored_bands(scene_id)
         if not stored and store.item(scene_id) is None:
             readiness.gaps.append(Gap(scene_id, "scene not in the raw-data store"))

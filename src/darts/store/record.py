@@ -8,6 +8,7 @@ array folder it does not list is a leftover, whatever zarr metadata says.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -15,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from darts.grid.scene import Grid
 from darts.store.atomic import atomic_write_json
 from darts.store.errors import StoreError
-from darts.store.georef import Grid
 from darts.store.manifest import HASH_ALGORITHM, FileEntry
 
 RECORD_NAME = "darts_scene.json"
@@ -126,10 +127,48 @@ def read_record(scene_dir: Path) -> CommitRecord | None:
     except FileNotFoundError:
         return None
     try:
-        return CommitRecord.from_json(json.loads(text))
-    except (ValueError, KeyError, TypeError, IndexError) as error:
-        raise StoreError(f"commit record {path} is unreadable: {error}") from None
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise TypeError(f"a JSON {type(document).__name__}, not an object")
+        _check_own_digest(document)
+        return CommitRecord.from_json(document)
+    except json.JSONDecodeError as error:
+        problem = f"not complete JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+    except KeyError as error:
+        problem = f"field {error.args[0]!r} is missing"
+    except (ValueError, TypeError, IndexError) as error:
+        problem = str(error) or type(error).__name__
+    # What to do names only commands that exist: both drop the scene and stage it again.
+    scene_id = scene_dir.name.removesuffix(".zarr")
+    raise StoreError(
+        f"commit record {path} is unreadable ({problem}); `darts cache repair` or "
+        f"`darts inference prep-data sentinel2 --scene-ids {scene_id} --optical` stages the "
+        "scene again"
+    )
 
 
 def write_record(scene_dir: Path, record: CommitRecord, *, fsync: bool) -> None:
-    atomic_write_json(scene_dir / RECORD_NAME, record.to_json(), fsync=fsync)
+    document = record.to_json()
+    document[OWN_DIGEST] = _own_digest(document)
+    atomic_write_json(scene_dir / RECORD_NAME, document, fsync=fsync)
+
+
+# The record's SHA-256 of its own content (every other field, in a canonical JSON form):
+# a changed byte that still parses (a digit of a size, a letter of the STAC item) would
+# otherwise be trusted. Records written before it have none and are read as they are.
+OWN_DIGEST = "record_sha256"
+
+
+def _own_digest(document: Mapping[str, Any]) -> str:
+    content = {k: v for k, v in document.items() if k != OWN_DIGEST}
+    # Through JSON and back first, so the digest is of what a reader will parse.
+    canonical = json.dumps(
+        json.loads(json.dumps(content)), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_own_digest(document: Mapping[str, Any]) -> None:
+    stored = document.get(OWN_DIGEST)
+    if stored is not None and stored != _own_digest(document):
+        raise ValueError("its content does not match its own SHA-256 (a byte has changed)")

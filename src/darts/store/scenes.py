@@ -8,7 +8,8 @@ Layout under the store root (``<DARTS_DATA_DIR>/sentinel2/<source>/``)::
       x/ y/ spatial_ref/           coordinates and CRS (written with the first band)
       <band>/                      one 2-D array per band, e.g. B02/ or SCL/
       .staging/                    bands being written (anything here is unfinished)
-    <scene_id>.zarr.lock           inter-process lock, next to (not in) the scene
+    .darts/locks/<scene_id>.lock   inter-process lock, beside (not in) the scene, in the
+                                   store's one hidden folder (darts.store.sidecar)
 
 How a band gets in, and why each step is there (see docs pitfalls 1–3):
 
@@ -23,7 +24,9 @@ How a band gets in, and why each step is there (see docs pitfalls 1–3):
 A process killed anywhere leaves either the old record (the band does not
 exist, and its folder is a leftover) or the new one (the band is complete).
 Readers trust only the record; ``open`` also checks that every file the record
-lists is present with its size, so a deleted chunk is an error, not zeros.
+lists is present with its size, so a deleted chunk is an error, not zeros, and
+every chunk ends with its CRC-32C, checked whenever it is read
+(:mod:`darts.store.checksum`), so changed bytes are an error, not other pixels.
 """
 
 from __future__ import annotations
@@ -41,28 +44,42 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from pyproj import CRS
+from zarr.abc.codec import BytesBytesCodec
+from zarr.codecs import BloscCodec
 
+from darts.grid.errors import GridError, InconsistentGridError
+from darts.grid.scene import DIMS, GRID_MAPPING, Grid, grid_of_band
 from darts.store.arrays import ArraySpec, write_staged_array
 from darts.store.atomic import fsync_dir, is_temp_name
 from darts.store.attrs import band_attributes, fill_value_for, to_json_value
 from darts.store.band_reader import read_bands
+from darts.store.checked_store import CheckedSceneStore
+from darts.store.checksum import CODEC_NAME as CHECKSUM_NAME
+from darts.store.checksum import codec as checksum_codec
+from darts.store.checksum import has_checksum
 from darts.store.encoding import DEFAULT_ENCODING, BandEncoding
 from darts.store.errors import (
+    CorruptChunkError,
+    CorruptDataError,
     DamagedSceneError,
     GridMismatchError,
     MissingBandsError,
     StoreError,
     StoreLockTimeout,
 )
-from darts.store.georef import DIMS, GRID_MAPPING, Grid, grid_of
-from darts.store.group import GROUP_METADATA, listed_arrays, write_group
-from darts.store.locks import hold_lock
+from darts.store.georef import band_attrs, spatial_ref_attrs
+from darts.store.group import GROUP_METADATA, listed_arrays, listed_metadata, write_group
+from darts.store.locks import hold_lock, remove_unused_lock
 from darts.store.manifest import check_manifest, manifest_digest
 from darts.store.record import RECORD_NAME, ArrayRecord, CommitRecord, read_record, write_record
+from darts.store.sidecar import store_sidecar
+from darts.store.waiting import DEFAULT_WAIT_S
 
 __all__ = [
     "DEFAULT_ENCODING",
     "BandEncoding",
+    "CorruptChunkError",
+    "CorruptDataError",
     "DamagedSceneError",
     "GridMismatchError",
     "MissingBandsError",
@@ -109,13 +126,17 @@ class SceneStore:
         *,
         fsync: bool = True,
         verify_writes: bool = True,
+        lock_wait_s: float | None = DEFAULT_WAIT_S,
     ) -> None:
         """``fsync`` makes commits survive power loss (a killed process needs no
-        fsync); ``verify_writes`` reads each band back before publishing it."""
+        fsync); ``verify_writes`` reads each band back before publishing it;
+        ``lock_wait_s`` bounds how long staging waits for another process staging
+        the same scene (None: no bound)."""
         self.root = Path(root)
         self.encoding = encoding
         self.fsync = fsync
         self.verify_writes = verify_writes
+        self.lock_wait_s = lock_wait_s
 
     # -- paths (pure) ---------------------------------------------------------------
 
@@ -129,6 +150,11 @@ class SceneStore:
         return self.root / f"{scene_id}{SCENE_SUFFIX}"
 
     def lock_path(self, scene_id: str) -> Path:
+        self.scene_path(scene_id)  # checks the id
+        return store_sidecar(self.root).lock(scene_id)
+
+    def _legacy_lock_path(self, scene_id: str) -> Path:
+        """Where an earlier darts version kept the lock: beside the scene."""
         scene_dir = self.scene_path(scene_id)
         return scene_dir.with_name(scene_dir.name + LOCK_SUFFIX)
 
@@ -193,6 +219,7 @@ class SceneStore:
             _check_band_name(name)
         with self.lock(scene_id):
             self.cleanup_leftovers(scene_id)
+            remove_unused_lock(self._legacy_lock_path(scene_id))
             record = read_record(scene_dir)
             if record is not None:
                 _check_same_product(scene_id, record.item, item_doc)
@@ -275,7 +302,10 @@ class SceneStore:
         everything now. ``check`` compares the files of the requested bands with
         the commit record (presence and size, a few ``stat`` calls), so a lost
         chunk raises :class:`DamagedSceneError` instead of reading back as nodata.
-        Missing bands raise :class:`MissingBandsError` naming them.
+        Every chunk read, now or later, has its CRC-32C checked first: one whose
+        bytes changed raises :class:`CorruptChunkError` (a ``DamagedSceneError``)
+        naming the band and chunk, never wrong pixels. Missing bands raise
+        :class:`MissingBandsError` naming them.
         """
         requested = list(dict.fromkeys(bands))
         if not requested:
@@ -289,10 +319,15 @@ class SceneStore:
         if check:
             problems = self._check_arrays(scene_dir, record, requested, content=False)
             if problems:
-                raise DamagedSceneError(scene_id, problems)
+                raise DamagedSceneError(scene_id, problems, scene_dir)
+        # Every chunk zarr reads comes through this store, which checks its CRC-32C
+        # first and names the scene, array and chunk of one that fails.
+        zarr_store = CheckedSceneStore(
+            scene_dir, scene_id=scene_id, checked=_checksummed(scene_dir)
+        )
         try:
             dataset = xr.open_zarr(
-                scene_dir,
+                zarr_store,
                 consolidated=True,
                 chunks=None,
                 # DN stay DN: no masking, no scaling (see darts.processing.reflectance).
@@ -302,13 +337,14 @@ class SceneStore:
             )
             selected = dataset[requested]
         except (KeyError, OSError, ValueError) as error:
-            raise DamagedSceneError(scene_id, [f"zarr metadata unreadable: {error}"]) from None
+            problem = f"zarr metadata unreadable: {error}"
+            raise DamagedSceneError(scene_id, [problem], scene_dir) from None
         selected.attrs = dict(dataset.attrs)
         if not load:
             return selected
         # Whole bands: read the chunk files the record lists directly (about twice as
         # fast as through zarr); other layouts go through zarr.
-        arrays = read_bands(scene_dir, {name: record.bands[name] for name in requested})
+        arrays = read_bands(scene_dir, {name: record.bands[name] for name in requested}, scene_id)
         if arrays is None:
             return selected.load()
         loaded = selected.copy(data={name: arrays[name] for name in requested})
@@ -382,18 +418,23 @@ class SceneStore:
         dtype = np.dtype(data.dtype)
         if dtype.kind not in "uif":
             raise StoreError(f"band {name!r} has dtype {dtype}; only numeric bands can be stored")
-        grid = grid_of(name, data, item)
+        try:
+            grid = grid_of_band(name, data, item)
+        except InconsistentGridError as error:
+            raise GridMismatchError(str(error)) from None
+        except GridError as error:
+            raise StoreError(str(error)) from None
         if 0 in grid.shape:
             raise StoreError(f"band {name!r} is empty")
         attributes = band_attributes(name, data.attrs)
         fill_value = fill_value_for(name, dtype, attributes.get("nodata"))
-        attributes.update(grid.band_attrs())
+        attributes.update(band_attrs(grid))
         spec = ArraySpec(
             shape=grid.shape,
             dtype=dtype,
             chunks=self.encoding.chunks_for(grid.shape),
             fill_value=fill_value,
-            compressor=self.encoding.codec(dtype),
+            compressors=self.encoding.compressors(dtype),
             attributes=attributes,
             dimension_names=DIMS,
         )
@@ -429,10 +470,20 @@ class SceneStore:
             shape=spec.shape,
             chunks=spec.chunks,
             fill_value=to_json_value(spec.fill_value),
-            encoding=self.encoding.describe() if spec.compressor is not None else {},
+            encoding=self._describe(spec),
             files=files,
             digest=manifest_digest(files),
         )
+
+    def _coordinate_codecs(self) -> tuple[BytesBytesCodec, ...]:
+        # Coordinates are not compressed (pixel centres barely compress), but checked.
+        return (checksum_codec(),) if self.encoding.checksum else ()
+
+    def _describe(self, spec: ArraySpec) -> dict[str, Any]:
+        """The encoding as the commit record holds it."""
+        if any(isinstance(c, BloscCodec) for c in spec.compressors):
+            return self.encoding.describe()
+        return {"checksum": CHECKSUM_NAME} if spec.compressors else {}
 
     def _publish_coordinates(
         self, scene_dir: Path, staging: Path, grid: Grid, band: xr.DataArray
@@ -446,7 +497,7 @@ class SceneStore:
                 dtype=values.dtype,
                 chunks=values.shape,
                 fill_value=float("nan"),
-                compressor=None,
+                compressors=self._coordinate_codecs(),
                 attributes=_axis_attributes(dim, crs),
                 dimension_names=(dim,),
             )
@@ -456,8 +507,8 @@ class SceneStore:
             dtype=np.dtype("int64"),
             chunks=(),
             fill_value=0,
-            compressor=None,
-            attributes=grid.spatial_ref_attrs(),
+            compressors=self._coordinate_codecs(),
+            attributes=spatial_ref_attrs(grid),
             dimension_names=(),
         )
         coords[GRID_MAPPING] = self._publish(
@@ -532,6 +583,15 @@ def _leftovers(scene_dir: Path, record: CommitRecord | None) -> list[tuple[Path,
         else:
             found.append((entry, f"file {name} is not part of a committed scene"))
     return found
+
+
+def _checksummed(scene_dir: Path) -> frozenset[str]:
+    """The arrays the group metadata lists whose chunks end with a CRC-32C (all of
+    them for a scene written since the checksum was added, none before)."""
+    listed = listed_metadata(scene_dir) or {}
+    return frozenset(
+        name for name, meta in listed.items() if has_checksum(meta.get("codecs") or [])
+    )
 
 
 def _remove_if_empty(path: Path) -> None:

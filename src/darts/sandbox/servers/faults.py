@@ -10,8 +10,10 @@ the pipeline has to survive all of that, so the stand-ins can be told to misbeha
   of the body, then close the connection;
 - ``latency_ms``: wait before answering (every matching request, faulted or not).
 
-Faults apply only to requests whose path matches ``match`` (a regex, searched), and are
-drawn from a seeded RNG that is re-seeded whenever the configuration is replaced, so a
+Faults apply only to requests whose path matches ``match`` (a regex, searched). Each
+rate is honoured exactly over every few matching requests, not just on average
+(``fault_schedule``: 20 % means one of every five), from a schedule seeded per server
+(base seed and server name) and restarted whenever the configuration is replaced, so a
 sequential client sees the same faults on every run.
 
 Admin endpoints are answered by the middleware itself, never faulted or logged:
@@ -25,7 +27,6 @@ import collections
 import dataclasses
 import json
 import math
-import random
 import re
 import threading
 import time
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Protocol, runtime_checkable
 
+from darts.sandbox.servers.fault_schedule import FaultSchedule, schedule_seed
 from darts.sandbox.servers.runner import StartResponse, WSGIApp, WSGIEnviron, reset_connection
 
 ADMIN_PREFIX = "/_sandbox/"
@@ -147,7 +149,7 @@ class _Decision:
 class _State:
     config: FaultConfig
     pattern: re.Pattern[str] | None
-    rng: random.Random
+    schedule: FaultSchedule
     log: collections.deque[_Entry] = field(
         default_factory=lambda: collections.deque(maxlen=MAX_LOGGED_REQUESTS)
     )
@@ -159,6 +161,8 @@ class FaultInjector:
     def __init__(
         self, app: WSGIApp, name: str, config: FaultConfig | None = None, seed: int = 0
     ) -> None:
+        """``seed`` is the base seed; the schedule's own seed also depends on ``name``,
+        so servers sharing a base seed still fault independently."""
         self.app = app
         self.name = name
         self.seed = seed
@@ -173,7 +177,7 @@ class FaultInjector:
 
     def set_config(self, config: FaultConfig | None = None, **settings: Any) -> FaultConfig:
         """Replace the configuration (``settings`` override fields of ``config``, or of
-        the all-off default) and re-seed the RNG, so the fault sequence restarts."""
+        the all-off default) and restart the schedule, so the fault sequence restarts."""
         new = dataclasses.replace(config or FaultConfig(), **settings)
         state = self._new_state(new)
         with self._lock:
@@ -266,7 +270,13 @@ class FaultInjector:
 
     def _new_state(self, config: FaultConfig) -> _State:
         pattern = re.compile(config.match) if config.match is not None else None
-        return _State(config=config, pattern=pattern, rng=random.Random(self.seed))
+        rates = {
+            "error": config.error_rate,
+            "reset": config.reset_rate,
+            "truncate": config.truncate_rate,
+        }
+        schedule = FaultSchedule(rates, schedule_seed(self.seed, self.name))
+        return _State(config=config, pattern=pattern, schedule=schedule)
 
     def _decide(self, path: str) -> _Decision:
         with self._lock:
@@ -277,17 +287,14 @@ class FaultInjector:
             decision = _Decision(
                 latency_s=config.latency_ms / 1000.0, retry_after_s=config.retry_after_s
             )
-            # One draw per matching request (plus one for the detail of a fault), so
-            # the sequence of faults depends only on the seed and the request order.
-            draw = state.rng.random()
-            if draw < config.error_rate:
-                decision.fault = "error"
-                decision.status = state.rng.choice(config.error_statuses)
-            elif draw < config.error_rate + config.reset_rate:
-                decision.fault = "reset"
-            elif draw < config.error_rate + config.reset_rate + config.truncate_rate:
-                decision.fault = "truncate"
-                decision.cut_fraction = state.rng.random()
+            # One card per matching request (plus one draw for the detail of a fault),
+            # so the sequence of faults depends only on the seed and the request order.
+            decision.fault = state.schedule.next()
+            rng = state.schedule.rng
+            if decision.fault == "error":
+                decision.status = rng.choice(config.error_statuses)
+            elif decision.fault == "truncate":
+                decision.cut_fraction = rng.random()
             return decision
 
     def _finish(self, entry: _Entry, status: int | None) -> None:

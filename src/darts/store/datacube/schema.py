@@ -2,8 +2,10 @@
 
 The cube group's attributes hold the spec under ``darts_cube``; each variable is a 2-D
 array ``(y, x)`` over the whole grid, chunked ``chunk × chunk`` and Blosc-compressed
-(in ``block × block`` inner chunks of a sharded array when the compression names a block);
-``_tiles`` holds the per-tile records (see :mod:`darts.store.datacube_records`).
+(in ``block × block`` inner chunks of a sharded array when the compression names a block),
+each chunk (or inner chunk) followed by its CRC-32C (:mod:`darts.store.checksum`; cubes
+made before it have none and are read as they are);
+``_tiles`` holds the per-tile records (see :mod:`darts.store.datacube.records`).
 
 The cube is CF-georeferenced, so that xarray + rioxarray (or any CF-aware reader) open
 it without DARTS: 1-D ``x`` and ``y`` arrays of pixel-centre coordinates, a scalar
@@ -25,13 +27,16 @@ from typing import Any
 import numpy as np
 import zarr
 from pyproj import CRS
+from zarr.abc.codec import BytesBytesCodec
 from zarr.codecs import BloscCodec
 
 from darts.grid.cube import CubeGrid
-from darts.store.cube_spec import CubeCompression, CubeSpec, CubeVariable
-from darts.store.datacube_errors import LAYOUT_VERSION_SETTING, STORED_SCALE
-from darts.store.datacube_records import TILES_GROUP
-from darts.store.georef import GRID_MAPPING, Grid, axis_attributes, crs_code
+from darts.grid.scene import GRID_MAPPING, Grid, crs_code
+from darts.store.checksum import codec as checksum_codec
+from darts.store.datacube.errors import LAYOUT_VERSION_SETTING, STORED_SCALE
+from darts.store.datacube.records import TILES_GROUP
+from darts.store.datacube.spec import CubeCompression, CubeSpec, CubeVariable
+from darts.store.georef import axis_attributes, spatial_ref_attrs
 
 SPEC_KEY = "darts_cube"
 # Bumped when the layout changes in a way old code cannot read. (The CF coordinates
@@ -126,7 +131,7 @@ def create_cube_group(root: zarr.Group, group: str, spec: CubeSpec) -> zarr.Grou
             **layout,
             dtype=np.dtype(variable.dtype),
             fill_value=variable.stored_fill,
-            compressors=[blosc_codec(spec.compression, np.dtype(variable.dtype))],
+            compressors=chunk_codecs(spec.compression, np.dtype(variable.dtype)),
             dimension_names=("y", "x"),
             attributes=attributes,
         )
@@ -195,7 +200,7 @@ def _write_georeferencing(cube: zarr.Group, spec: CubeSpec, names: tuple[str, ..
             dtype="int64",
             fill_value=0,
             dimension_names=(),
-            attributes=georef.spatial_ref_attrs(),
+            attributes=spatial_ref_attrs(georef),
         )
     axes = {"y": grid.y_coords(grid.full), "x": grid.x_coords(grid.full)}
     for dim, values in axes.items():
@@ -208,7 +213,10 @@ def _write_georeferencing(cube: zarr.Group, spec: CubeSpec, names: tuple[str, ..
             chunks=(_coordinate_chunk(spec, len(values)),),
             dtype="float64",
             fill_value=math.nan,
-            compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle", typesize=8)],
+            compressors=[
+                BloscCodec(cname="zstd", clevel=5, shuffle="shuffle", typesize=8),
+                checksum_codec(),
+            ],
             dimension_names=(dim,),
             attributes=axis_attributes(dim, crs),
         )
@@ -220,6 +228,11 @@ def _coordinate_chunk(spec: CubeSpec, length: int) -> int:
     coordinate chunk then spans whole variable chunks), at most the axis."""
     chunk = max(spec.chunk, _COORDINATE_CHUNK_VALUES // spec.chunk * spec.chunk)
     return max(1, min(chunk, length))
+
+
+def chunk_codecs(compression: CubeCompression, dtype: np.dtype[Any]) -> list[BytesBytesCodec]:
+    """A variable's bytes-to-bytes codecs: Blosc, then the CRC-32C every read checks."""
+    return [blosc_codec(compression, dtype), checksum_codec()]
 
 
 def blosc_codec(compression: CubeCompression, dtype: np.dtype[Any]) -> BloscCodec:

@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from darts.grid.cube import Window
 from darts.net.errors import RemoteError
 from darts.net.guard import get_gate
-from darts.store.cube_spec import CubeSpec, TileBuffer, TileFetch
+from darts.store.datacube.spec import CubeSpec, TileBuffer, TileFetch
 
 
 @dataclass
@@ -29,6 +30,8 @@ class PatternTileSource:
     empty: tiles the source reports as having no data (buffer left at fill values).
     failing: tiles whose fetch raises a ``RemoteError`` (HTTP 503).
     delay_s: seconds each fetch sleeps, to make fetches overlap in tests.
+    fetch_log: a file each fetch appends its tile id to (one line), so the fetches of
+        several processes can be counted.
     """
 
     spec: CubeSpec
@@ -38,6 +41,7 @@ class PatternTileSource:
     delay_s: float = 0.0
     base_url: str = "https://tiles.example.invalid"
     description: str = "synthetic pattern tiles"
+    fetch_log: Path | None = None
     fetched: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -62,6 +66,10 @@ class PatternTileSource:
         get_gate().check(url, f"download pattern tile {tile_id}")
         with self._lock:
             self.fetched.append(tile_id)
+        if self.fetch_log is not None:
+            # One short O_APPEND write per line: lines of processes never interleave.
+            with open(self.fetch_log, "a") as log:
+                log.write(tile_id + "\n")
         if self.delay_s:
             time.sleep(self.delay_s)
         if tile_id in self.failing:

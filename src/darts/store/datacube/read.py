@@ -18,6 +18,12 @@ of worker threads, kept between reads (starting threads for every read costs
 milliseconds on a busy machine); each worker fetches its next chunk while decoding
 the current one. Any other layout (a cube written by other code) is read through
 zarr. ``benchmarks/bench_aux_cube.py`` compares both with the floor.
+
+Each fetched frame's CRC-32C (the ``crc32c`` codec after Blosc, in cubes made since it
+was added) is checked before anything of it is decoded, so a window that needs only a
+few rows of a chunk still checks all of its bytes (at several GB/s). A frame that fails
+it, or whose Blosc header or shard index does not fit, raises :class:`DamagedChunk`
+naming the array and chunk; the cube turns it into an error naming its tiles.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 
 from darts.grid.cube import Window
 from darts.store.blosc_rows import decode_rows
+from darts.store.checksum import ChecksumMismatch, payload
+from darts.store.datacube.aio import event_loop
 
 # Decoding threads: Blosc decodes one chunk per thread at a time, so more threads than
 # cores only multiply scratch buffers (one chunk each).
@@ -53,6 +61,21 @@ _BLOSC_HEADER = 16
 _INDEX_ENTRY = np.dtype("<u8")
 _ABSENT = 2**64 - 1
 _CRC_BYTES = 4
+
+
+class DamagedChunk(ValueError):
+    """A stored chunk of ``array`` that fails its checksum or does not decode.
+
+    ``key`` is the chunk's store key, ``index`` its (row, column) in the chunk grid
+    (None when zarr read it and did not say which)."""
+
+    def __init__(self, array: str, key: str | None, index: tuple[int, int] | None, reason: str):
+        self.array = array
+        self.key = key
+        self.index = index
+        self.reason = reason
+        where = f"chunk {key}" if key else "a chunk"
+        super().__init__(f"array {array!r}, {where} is damaged: {reason}")
 
 
 class _ScratchPool:
@@ -83,23 +106,10 @@ class _ScratchPool:
 _scratch = _ScratchPool()
 _pool_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
-_loop: tuple[int, asyncio.AbstractEventLoop] | None = None  # (pid, loop)
 
 
 def _worker_count() -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
-
-
-def _fetch_loop() -> asyncio.AbstractEventLoop:
-    """The event loop the chunk fetches run on (a daemon thread of its own, made on
-    first use and again in a forked child)."""
-    global _loop
-    with _pool_lock:
-        if _loop is None or _loop[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="darts-cube-fetch", daemon=True).start()
-            _loop = (os.getpid(), loop)
-        return _loop[1]
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -122,6 +132,7 @@ class _Layout:
     chunk: tuple[int, int]
     block: tuple[int, int]
     sharded: bool
+    checksum: bool  # each Blosc frame is followed by its CRC-32C
     dtype: np.dtype[Any]
     fill_value: Any  # as read (divided by the divisor)
     divisor: Any  # stored values are divided by this when read; None: as stored
@@ -140,6 +151,7 @@ class _Layout:
 class _Piece:
     name: str  # which array
     key: str
+    index: tuple[int, int]  # the chunk's (row, column) in the chunk grid
     chunk: Window  # the needed part, in chunk pixels
     out: Window  # where it goes, in window pixels
 
@@ -170,37 +182,41 @@ async def _fetch(
         if not layout.sharded:
             return _Fetched(data, 0, None)
         frames = max(len(data) - layout.index_bytes, 0)
-        return _Fetched(data[:frames], 0, _shard_index(piece.key, data[frames:], layout))
+        return _Fetched(data[:frames], 0, _shard_index(piece, data[frames:], layout))
     tail = await store.get(
         piece.key, prototype=prototype, byte_range=SuffixByteRequest(layout.index_bytes)
     )
     if tail is None:
         return None
-    entries = _shard_index(piece.key, tail.as_numpy_array(), layout)
+    entries = _shard_index(piece, tail.as_numpy_array(), layout)
     wanted = np.array([entries[i, j] for i, j, _ in piece.chunk.cells(*layout.block)])
     present = wanted[wanted[:, 0] != _ABSENT]
     if not len(present):
         return _Fetched(np.empty(0, np.uint8), 0, entries)
     start, end = int(present[:, 0].min()), int((present[:, 0] + present[:, 1]).max())
-    short = f"shard {piece.key} is shorter than its index says; the cube is damaged"
+    short = _damaged(piece, "the shard is shorter than its index says")
     try:
         span = await store.get(
             piece.key, prototype=prototype, byte_range=RangeByteRequest(start, end)
         )
     except ValueError as error:  # icechunk >= 2 refuses a range past the object's end
-        raise ValueError(short) from error
+        raise short from error
     data = span.as_numpy_array() if span is not None else np.empty(0, np.uint8)
     if len(data) != end - start:  # others (icechunk 1, local files) return what there is
-        raise ValueError(short)
+        raise short
     return _Fetched(data, start, entries)
 
 
-def _shard_index(key: str, index: np.ndarray, layout: _Layout) -> np.ndarray:
+def _damaged(piece: _Piece, reason: str) -> DamagedChunk:
+    return DamagedChunk(piece.name, piece.key, piece.index, reason)
+
+
+def _shard_index(piece: _Piece, index: np.ndarray, layout: _Layout) -> np.ndarray:
     """A shard's index bytes as (offset, length) per block, its CRC-32C checked."""
     if len(index) != layout.index_bytes or google_crc32c.value(
         index[:-_CRC_BYTES].tobytes()
     ) != int.from_bytes(index[-_CRC_BYTES:].tobytes(), "little"):
-        raise ValueError(f"shard {key} has a damaged index; the cube is damaged")
+        raise _damaged(piece, "the shard's index fails its CRC-32C")
     entries = np.frombuffer(index[:-_CRC_BYTES].tobytes(), _INDEX_ENTRY)
     return entries.reshape(*layout.blocks, 2)
 
@@ -239,7 +255,7 @@ class _Decoder:
                 continue
             start = offset - fetched.base
             if start < 0 or start + length > len(fetched.data):
-                raise ValueError(f"shard {piece.key} points past its end; the cube is damaged")
+                raise _damaged(piece, "the shard's index points past its end")
             frame = fetched.data[start : start + length]
             self._block(piece, frame, part.relative_to(block), out, target)
 
@@ -252,23 +268,28 @@ class _Decoder:
         scratch = self.scratch.get(piece.name)
         if scratch is None:
             scratch = self.scratch[piece.name] = _scratch.take(layout.block, layout.dtype)
+        if layout.checksum:
+            try:
+                frame = payload(frame)
+            except ChecksumMismatch as mismatch:
+                raise _damaged(piece, str(mismatch)) from None
         if len(frame) < _BLOSC_HEADER or _decoded_size(frame) != scratch.nbytes:
-            raise ValueError(
-                f"chunk {piece.key} does not decode to {layout.block} {layout.dtype} "
-                "blocks; the cube is damaged"
-            )
+            raise _damaged(piece, f"does not decode to {layout.block} {layout.dtype} blocks")
         try:
             partial = part.height < layout.block[0] and decode_rows(
                 frame, (part.row0, part.row1), scratch
             )
         except ValueError as error:
-            raise ValueError(f"chunk {piece.key}: {error}; the cube is damaged") from None
+            raise _damaged(piece, str(error)) from None
         if partial:
             # Only the Blosc blocks holding the rows needed were decoded, into the
             # first rows of scratch.
             decoded = scratch[: part.height, part.col0 : part.col1]
         else:
-            self.codec.decode(frame, out=scratch)
+            try:
+                self.codec.decode(frame, out=scratch)
+            except (RuntimeError, ValueError) as error:
+                raise _damaged(piece, f"does not decode ({error})") from None
             decoded = scratch[part.slices]
         if layout.divisor is None:
             target[out.slices] = decoded
@@ -300,7 +321,10 @@ def read_windows(
             raise ValueError(f"array {name!r} is {array.dtype}: only floats are divided")
         layout = _layout(array, divisor)
         if layout is None:
-            values = np.asarray(array[window.slices])
+            try:
+                values = np.asarray(array[window.slices])
+            except ValueError as error:  # zarr's own checks (crc32c) say no more
+                raise DamagedChunk(name, None, None, str(error)) from None
             if divisor is not None:
                 np.divide(values, values.dtype.type(divisor), out=values)
             out[name] = values
@@ -321,7 +345,7 @@ def read_windows(
     def work() -> None:
         decoder = _Decoder(out, layouts)
         prototype = default_buffer_prototype()
-        loop = _fetch_loop()
+        loop = event_loop()
 
         def fetch() -> tuple[_Piece, Future[_Fetched | None]] | None:
             try:
@@ -363,8 +387,8 @@ def read_windows(
 
 def _layout(array: zarr.Array, divisor: int | None = None) -> _Layout | None:
     """The array's layout if it is 2-D, regularly chunked, and stored as native byte
-    order then Blosc, whole or in the inner chunks of shards indexed at their end
-    (CRC-32C checked); None otherwise."""
+    order then Blosc (then, optionally, CRC-32C), whole or in the inner chunks of
+    shards indexed at their end (CRC-32C checked); None otherwise."""
     metadata = array.metadata
     if metadata.zarr_format != 3 or len(array.shape) != 2:
         return None
@@ -392,16 +416,17 @@ def _layout(array: zarr.Array, divisor: int | None = None) -> _Layout | None:
         if chunk[0] % block[0] or chunk[1] % block[1]:
             return None
         codecs = sharding.codecs
-    if len(codecs) != 2 or not isinstance(codecs[1], BloscCodec) or not dtype.isnative:
+    checksum = len(codecs) == 3 and isinstance(codecs[2], Crc32cCodec)
+    if len(codecs) != 2 + checksum or not isinstance(codecs[1], BloscCodec) or not dtype.isnative:
         return None
     if not _is_bytes(codecs[0], dtype):
         return None
     if divisor is None:
-        return _Layout(chunk, block, sharded, dtype, metadata.fill_value, None)
+        return _Layout(chunk, block, sharded, checksum, dtype, metadata.fill_value, None)
     # In the array's dtype: float32 / float32(100) is the nearest float32 to k / 100
     # for every whole k up to 2^24, the same value a float64 division would round to.
     typed = dtype.type(divisor)
-    return _Layout(chunk, block, sharded, dtype, metadata.fill_value / typed, typed)
+    return _Layout(chunk, block, sharded, checksum, dtype, metadata.fill_value / typed, typed)
 
 
 def _is_bytes(codec: object, dtype: np.dtype[Any]) -> bool:
@@ -433,6 +458,7 @@ def _pieces(
         yield _Piece(
             name=name,
             key=prefix + metadata.encode_chunk_key((i, j)),
+            index=(i, j),
             chunk=part.relative_to(chunk),
             out=part.relative_to(window),
         )

@@ -91,7 +91,7 @@ _ENCODE_STRIP = 2**20
 # float32 arithmetic (see CubeVariable.encode).
 _FLOAT32_EXACT = float(2**21)
 
-# Arrays of a cube's CF georeferencing (darts.store.datacube_schema), beside its
+# Arrays of a cube's CF georeferencing (darts.store.datacube.schema), beside its
 # variables: no variable may take their names.
 RESERVED_NAMES = ("x", "y", "spatial_ref")
 

@@ -2,17 +2,18 @@
 
 A cube is one Zarr v3 group in an Icechunk repository (a local directory or
 ``s3://bucket/prefix``), holding one 2-D ``(y, x)`` array per variable over the whole
-grid (layout: :mod:`darts.store.datacube_schema`). Tiles are fetched from a
+grid (layout: :mod:`darts.store.datacube.schema`). Tiles are fetched from a
 :class:`TileSource` on demand and committed one per Icechunk commit, together with a
-per-tile record (:mod:`darts.store.datacube_records`) that says the tile is complete.
+per-tile record (:mod:`darts.store.datacube.records`) that says the tile is complete.
 Readers only ever trust the records: unwritten pixels read as fill values, and a region
 whose tiles are not all recorded is refused offline rather than read (pitfall 5).
 
 Writers and commits:
 
 - Local repositories: Icechunk's local storage can silently lose one of two concurrent
-  commits (pitfall 13), so every commit happens under an OS file lock next to the
-  repository (``<repo>.lock``), on a session opened from the branch tip *under* the
+  commits (pitfall 13), so every commit happens under an OS file lock in the cube's
+  hidden folder beside the repository (``.<repo>.darts/locks/``, see
+  :mod:`darts.store.sidecar`), on a session opened from the branch tip *under* the
   lock. That also makes partial-chunk writes safe: a tile that covers part of a chunk
   rewrites that chunk from the tip, so a neighbour's pixels already in it are kept.
 - S3 repositories: no lock can span machines; commits use Icechunk's conditional
@@ -21,8 +22,14 @@ Writers and commits:
 - Either way, each commit is verified on a freshly opened repository: the tile's record
   must be on the branch tip, else the write is retried and finally reported.
 
+Fetching is de-duplicated too, not only writing: a fill claims each tile before it
+fetches it (:mod:`darts.store.claims`), and a process that finds a tile claimed waits
+for its record and reuses it. Opening a cube for writing removes what dead processes
+of this host left in the hidden folder (tile buffers, claims) and the lock and scratch
+folder an earlier darts version kept beside the cube.
+
 CF georeferencing (``x``/``y`` coordinates, ``spatial_ref``; see
-:mod:`darts.store.datacube_schema`) is written with the cube. A cube of an earlier
+:mod:`darts.store.datacube.schema`) is written with the cube. A cube of an earlier
 darts version lacks it and is read as it is (DARTS never reads it); its next tile
 write adds it in the same commit, under the same lock, or
 :meth:`Datacube.add_georeferencing` does so on its own.
@@ -32,8 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import logging
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,7 +52,7 @@ import icechunk
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.core.sync import sync
+from zarr.buffer import default_buffer_prototype
 
 from darts.grid.cube import Bounds, Window
 from darts.net.icechunk_storage import (
@@ -54,61 +62,56 @@ from darts.net.icechunk_storage import (
     is_remote,
     parse_s3_repository,
 )
-from darts.store.cube_spec import CubeSpec, TileBuffer, TileFetch, TileSource
-from darts.store.datacube_copy import copy_tile
-from darts.store.datacube_errors import (
+from darts.store.claims import ClaimBoard
+from darts.store.datacube.aio import run
+from darts.store.datacube.errors import (
+    CorruptCubeChunkError,
     CubeCommitError,
-    CubeFillError,
     CubeMismatchError,
     CubeNotFoundError,
     CubeRegionError,
-    CubeStorageError,
+    DamagedCubeError,
     DatacubeError,
     IncompleteCubeError,
     NotACubeError,
     storage_failure,
 )
-from darts.store.datacube_read import read_windows
-from darts.store.datacube_records import (
+from darts.store.datacube.file_record import record_commit
+from darts.store.datacube.fill import fill_tiles
+from darts.store.datacube.read import DamagedChunk, read_windows
+from darts.store.datacube.records import (
     TILES_GROUP,
     TileRecord,
     node_name,
     normalise_source,
     records_path,
 )
-from darts.store.datacube_schema import (
+from darts.store.datacube.schema import (
     add_georeferencing,
     create_cube_group,
     georeferencing_keys,
     spec_differences,
     stored_spec,
 )
-from darts.store.locks import hold_lock
+from darts.store.datacube.spec import CubeSpec, TileBuffer, TileFetch, TileSource
+from darts.store.datacube.tile_copy import copy_tile
+from darts.store.locks import hold_lock, remove_unused_lock
+from darts.store.scratch import remove_legacy_scratch, remove_stale_buffers
+from darts.store.sidecar import Sidecar, cube_sidecar, legacy_cube_lock, legacy_cube_scratch
+from darts.store.waiting import DEFAULT_WAIT_S
 
 if TYPE_CHECKING:
     from darts.net.settings import NetworkSettings, S3Settings
 
-# The errors are re-exported so callers need one import for the whole datacube API.
-__all__ = [
-    "CubeCommitError",
-    "CubeFillError",
-    "CubeMismatchError",
-    "CubeNotFoundError",
-    "CubeRegionError",
-    "CubeStorageError",
-    "Datacube",
-    "DatacubeError",
-    "IncompleteCubeError",
-    "NotACubeError",
-    "TileRecord",
-]
+log = logging.getLogger(__name__)
 
 BRANCH = "main"
 # Commits that conflicted (S3) or did not show up on the tip are redone this often.
 _MAX_COMMIT_ATTEMPTS = 8
 # A writer holding the lock writes one tile (minutes at most for a 2 m tile); waiting
 # an hour means something is stuck, and the caller gets an error instead of a hang.
-DEFAULT_LOCK_TIMEOUT_S = 3600.0
+# The same bound applies to waiting for a tile another process has claimed.
+DEFAULT_LOCK_TIMEOUT_S = DEFAULT_WAIT_S
 # Test hook, called with the tile id after a tile's pixels and record are written and
 # before they are committed (the crash tests kill the process there).
 _before_commit: Callable[[str], None] | None = None
@@ -159,6 +162,7 @@ class Datacube:
         repo: icechunk.Repository,
         storage: icechunk.Storage,
         config: icechunk.RepositoryConfig,
+        sidecar: Sidecar,
         lock_path: Path | None,
         lock_timeout_s: float | None,
         s3: S3Settings | None,
@@ -170,6 +174,7 @@ class Datacube:
         self._repo = repo
         self._storage = storage
         self._config = config
+        self._sidecar = sidecar
         self._lock_path = lock_path
         self._lock_timeout_s = lock_timeout_s
         self._s3 = s3
@@ -209,9 +214,11 @@ class Datacube:
         else:
             path = Path(location).expanduser().absolute()
             text = str(path)
-            # Next to the repository, never inside it: a deleted repository must not
-            # take the lock that another process is waiting on with it.
-            lock_path = path.with_name(path.name + ".lock")
+        sidecar = cube_sidecar(text)
+        if path is not None:
+            # In the hidden folder beside the repository, never inside it: a deleted
+            # repository must not take the lock another process is waiting on.
+            lock_path = sidecar.lock("commit")
             if path.exists() and not path.is_dir():
                 raise NotACubeError(
                     f"datacube location {path} is a file, not a directory; point the "
@@ -229,11 +236,14 @@ class Datacube:
         storage = icechunk_storage(text, s3=s3, net=net, purpose=f"open the {what}")
         config = icechunk_config(text, net)
         with _storage_errors("open", what, remote=remote):
-            return cls._open(
+            cube = cls._open(
                 storage, config, spec=spec, location=text, group=group, path=path,
-                lock_path=lock_path, lock_timeout_s=lock_timeout_s, create=create,
-                not_found=not_found, s3=s3, net=net,
+                sidecar=sidecar, lock_path=lock_path, lock_timeout_s=lock_timeout_s,
+                create=create, not_found=not_found, s3=s3, net=net,
             )  # fmt: skip
+        if create:  # opened for writing
+            cube.remove_leftovers()
+        return cube
 
     @classmethod
     def _open(
@@ -245,6 +255,7 @@ class Datacube:
         location: str,
         group: str,
         path: Path | None,
+        sidecar: Sidecar,
         lock_path: Path | None,
         lock_timeout_s: float | None,
         create: bool,
@@ -257,8 +268,8 @@ class Datacube:
         def make(repo: icechunk.Repository) -> Datacube:
             return cls(
                 spec=spec, location=location, group=group, repo=repo, storage=storage,
-                config=config, lock_path=lock_path, lock_timeout_s=lock_timeout_s,
-                s3=s3, net=net,
+                config=config, sidecar=sidecar, lock_path=lock_path,
+                lock_timeout_s=lock_timeout_s, s3=s3, net=net,
             )  # fmt: skip
 
         # Fast path, no lock: an existing, matching cube (what every reader sees).
@@ -274,6 +285,7 @@ class Datacube:
             repo = _open_or_create_repository(storage, config, path, what)
             cube = make(repo)
             cube._create_group()
+            cube._record_files()
         return cube
 
     def _inspect(self, store: icechunk.IcechunkStore) -> str:
@@ -281,9 +293,18 @@ class Datacube:
         raises if the repository holds something else there."""
         try:
             root = zarr.open_group(store, mode="r")
+            root_attrs = dict(root.attrs)
         except FileNotFoundError:
             return "absent"
-        root_spec = stored_spec(dict(root.attrs))
+        except (ValueError, TypeError, KeyError) as error:  # JSONDecodeError is a ValueError
+            # Damaged metadata (a changed byte in the repository's snapshot) must not end
+            # as an internal error, nor be taken for an empty repository.
+            raise DamagedCubeError(
+                f"the {self.description} at {self.location} cannot be read: its metadata is "
+                f"damaged ({type(error).__name__}: {error}); `darts cache verify` lists the "
+                "damage, `darts cache repair` says what to do"
+            ) from None
+        root_spec = stored_spec(root_attrs)
         where = f"Icechunk repository at {self.location}"
         if not self.group:
             if root_spec is None:
@@ -362,26 +383,68 @@ class Datacube:
 
     @_translating("check the tiles of")
     def missing(self, tile_ids: Iterable[str]) -> list[str]:
-        """The tiles of ``tile_ids`` that have no record (in input order, no repeats)."""
+        """The tiles of ``tile_ids`` that have no usable record (in input order, no
+        repeats): none, or one that does not parse (a damaged record is not trusted,
+        so staging fetches the tile again and rewrites it)."""
         wanted = list(dict.fromkeys(tile_ids))
         if not wanted:
             return []
         self._check_remote("check which tiles the " + self.description + " holds")
         store, _ = self._tip_reader()
         prefix = records_path(self.group)
-        # One metadata-key lookup per tile (~0.2 ms) instead of listing every record:
+        # One small metadata read per tile (~0.3 ms) instead of listing every record:
         # a cube with thousands of tiles is asked about a handful per scene.
         keys = [f"{prefix}/{node_name(tile)}/zarr.json" for tile in wanted]
-        present = sync(_exist(store, keys))
-        return [tile for tile, found in zip(wanted, present, strict=True) if not found]
+        documents = run(_get_all(store, keys))
+        return [
+            tile
+            for tile, key, document in zip(wanted, keys, documents, strict=True)
+            if not self._usable_record(document, key)
+        ]
+
+    def _usable_record(self, document: bytes | None, where: str) -> bool:
+        if document is None:
+            return False
+        try:
+            attributes = json.loads(document).get("attributes") or {}
+            TileRecord.from_attrs(dict(attributes), where)
+        except (ValueError, AttributeError, DatacubeError) as error:
+            log.warning("%s: %s", self.description, error)
+            return False
+        return True
+
+    @_translating("read a tile record of")
+    def record(self, tile_id: str) -> TileRecord | None:
+        """The record of ``tile_id`` on the branch tip, or None."""
+        self._check_remote("read a tile record of the " + self.description)
+        store, _ = self._tip_reader()
+        return self._record_in(store, tile_id)
 
     def scratch_dir(self) -> Path:
-        """Where tile buffers are staged: beside a local repository (same disk, and
-        nothing inside the repository itself), the system temp folder for S3."""
-        if self._lock_path is None:
-            return Path(tempfile.gettempdir()) / "darts-cube-scratch"
-        path = Path(self.location)
-        return path.with_name(f".{path.name}.scratch")
+        """Where tile buffers are staged: the cube's hidden folder, beside a local
+        repository (same disk, nothing inside the repository itself), or a per-user
+        folder of the system temp folder for S3."""
+        return self._sidecar.scratch
+
+    def claims(self) -> ClaimBoard:
+        """Who is fetching which tile of this cube (group), across processes."""
+        return ClaimBoard(self._sidecar.claims(self.group))
+
+    @property
+    def wait_s(self) -> float | None:
+        """How long to wait for another process (its lock or its claim on a tile)."""
+        return self._lock_timeout_s
+
+    def remove_leftovers(self) -> None:
+        """Remove what dead processes of this host left in the cube's hidden folder
+        (tile buffers, claims), and the lock file and scratch folder an earlier darts
+        version kept beside a local cube (the lock only if no process holds it)."""
+        remove_stale_buffers(self.scratch_dir())
+        self.claims().remove_dead()
+        if self._lock_path is not None:
+            path = Path(self.location)
+            remove_unused_lock(legacy_cube_lock(path))
+            remove_legacy_scratch(legacy_cube_scratch(path))
 
     def _tiles_group(self, store: icechunk.IcechunkStore) -> zarr.Group | None:
         try:
@@ -412,7 +475,7 @@ class Datacube:
                 # chunks are merged with what other tiles already wrote into them.
                 session = self._repo.writable_session(BRANCH)
                 cube = zarr.open_group(session.store, path=self.group, mode="r+")
-                if if_missing and (existing := self._record_in(session.store, tile_id)):
+                if if_missing and (existing := self._trusted_record_in(session.store, tile_id)):
                     return existing
                 message = f"darts: tile {tile_id} ({fetch.status})"
                 if not self._georeferenced(session.store):
@@ -438,6 +501,7 @@ class Datacube:
                     conflicted = True
                 else:
                     conflicted = False
+                    self._record_files()
             if conflicted:
                 _conflict_pause(attempt)  # outside the lock: others may go meanwhile
             elif self._committed(record):
@@ -476,6 +540,7 @@ class Datacube:
                     conflicted = True
                 else:
                     conflicted = False
+                    self._record_files()
             if conflicted:
                 _conflict_pause(attempt)
                 continue
@@ -490,7 +555,7 @@ class Datacube:
     def _georeferenced(self, store: icechunk.IcechunkStore) -> bool:
         """Whether the cube in ``store``'s snapshot has its CF georeferencing (all of
         it or none: it is added in one commit)."""
-        return all(sync(_exist(store, georeferencing_keys(self.group))))
+        return all(run(_exist(store, georeferencing_keys(self.group))))
 
     def _committed(self, record: TileRecord) -> bool:
         """Whether ``record`` is on the branch tip, seen by a freshly opened repository
@@ -498,6 +563,14 @@ class Datacube:
         fresh = icechunk.Repository.open(self._storage, self._config)
         store = fresh.readonly_session(branch=BRANCH).store
         return self._record_in(store, record.tile_id) == record
+
+    def _trusted_record_in(self, store: icechunk.IcechunkStore, tile_id: str) -> TileRecord | None:
+        """`_record_in`, but a damaged record is None: the tile is written again."""
+        try:
+            return self._record_in(store, tile_id)
+        except DatacubeError as error:
+            log.warning("%s: %s; writing the tile again", self.description, error)
+            return None
 
     def _record_in(self, store: icechunk.IcechunkStore, tile_id: str) -> TileRecord | None:
         """The record of ``tile_id`` in ``store``'s snapshot, if there is one."""
@@ -533,17 +606,20 @@ class Datacube:
         source: TileSource,
         *,
         on_tile: Callable[[str, TileRecord], None] | None = None,
+        on_reused: Callable[[str, TileRecord], None] | None = None,
         fetch_workers: int = 2,
     ) -> list[TileRecord]:
         """Fetch and write every tile of ``tile_ids`` that has no record yet.
 
         Fetches overlap (``fetch_workers`` at once), writes are one at a time. A tile
-        that fails does not stop the others; :class:`CubeFillError` then lists every
-        failure. Returns the records written, in the order of ``tile_ids``.
+        another process is fetching is not fetched again: the fill waits for its
+        record (at most the cube's lock timeout) and reports it to ``on_reused``. A
+        tile that fails does not stop the others; :class:`CubeFillError` then lists
+        every failure. Returns the records written here, in the order of ``tile_ids``.
         """
-        from darts.store.datacube_fill import fill_tiles
-
-        return fill_tiles(self, tile_ids, source, on_tile=on_tile, workers=fetch_workers)
+        return fill_tiles(
+            self, tile_ids, source, on_tile=on_tile, on_reused=on_reused, workers=fetch_workers
+        )
 
     # -- reading ----------------------------------------------------------------------
 
@@ -563,7 +639,10 @@ class Datacube:
         arrays = {name: opened[name] for name in names}
         variables = {name: self.spec.variable(name) for name in names}
         divisors = {name: v.scale for name, v in variables.items() if v.scale is not None}
-        values = read_windows(store, arrays, window, divisors)  # only the chunks needed
+        try:
+            values = read_windows(store, arrays, window, divisors)  # only the chunks needed
+        except DamagedChunk as damaged:
+            raise self._corrupt(damaged) from None
         data_vars: dict[str, xr.Variable] = {}
         for name, variable in variables.items():
             attrs = {**variable.attrs, "nodata": variable.fill_value}
@@ -578,6 +657,21 @@ class Datacube:
                 "cube_kind": self.spec.kind,
             },
         )
+
+    def _corrupt(self, damaged: DamagedChunk) -> CorruptCubeChunkError:
+        """The cube's error for a damaged chunk, naming the tiles its pixels belong to."""
+        chunk = f"chunk {damaged.key}" if damaged.key else "chunk"
+        tiles: list[str] = []
+        if damaged.index is not None:
+            row, col = damaged.index
+            edge = self.spec.chunk
+            area = Window(row * edge, (row + 1) * edge, col * edge, (col + 1) * edge)
+            tiles = sorted(
+                tile_id
+                for tile_id, record in self.records().items()
+                if record.status == "filled" and not record.pixel_window.intersection(area).is_empty
+            )
+        return CorruptCubeChunkError(self.description, damaged.array, chunk, damaged.reason, tiles)
 
     def _tip_reader(self) -> tuple[icechunk.IcechunkStore, dict[str, zarr.Array]]:
         """A read-only store on the branch tip and the cube's arrays opened on it;
@@ -639,6 +733,70 @@ class Datacube:
         if self._lock_path is None:
             check_remote_access(self.location, s3=self._s3, net=self._net, purpose=purpose)
 
+    # -- maintenance (`darts cache`: verify, repair, prune, export) -----------------------
+
+    def tip_store(self) -> icechunk.IcechunkStore:
+        """A read-only store on the branch tip: the snapshot :meth:`read` reads."""
+        self._check_remote("read the " + self.description)
+        return self._tip_reader()[0]
+
+    @_translating("change")
+    def commit_change(self, message: str, edit: Callable[[zarr.Group], object]) -> None:
+        """One commit of ``edit`` applied to the cube group, on a session opened from the
+        branch tip under the commit lock (so no tile write interleaves). ``edit`` runs
+        again from a fresh tip when an S3 commit conflicts."""
+        for attempt in range(1, _MAX_COMMIT_ATTEMPTS + 1):
+            self._check_remote(f"change the {self.description}")
+            with cube_lock(self._lock_path, self._lock_timeout_s, self.description):
+                session = self._repo.writable_session(BRANCH)
+                edit(zarr.open_group(session.store, path=self.group, mode="r+"))
+                if not session.has_uncommitted_changes:
+                    return
+                try:
+                    session.commit(
+                        message,
+                        metadata={"group": self.group},
+                        rebase_with=icechunk.ConflictDetector() if self.is_remote else None,
+                    )
+                    self._record_files()
+                    return
+                except (icechunk.ConflictError, icechunk.RebaseFailedError):
+                    pass
+            _conflict_pause(attempt)
+        raise CubeCommitError(
+            f"could not change the {self.description}: concurrent writers kept "
+            "conflicting. Run again"
+        )
+
+    @property
+    def file_record(self) -> Path | None:
+        """Where the record of the repository's files is kept (None: on S3, no record;
+        see :mod:`darts.store.datacube.file_record`)."""
+        return None if self._lock_path is None else self._sidecar.file_record
+
+    def _record_files(self) -> None:
+        """Record the files a commit just added (local repositories; call under the
+        commit lock, after the commit)."""
+        if self._lock_path is not None:
+            record_commit(Path(self.location), self._sidecar.file_record)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[icechunk.Repository]:
+        """The repository while this process holds its commit lock: no darts process
+        writes meanwhile (a writer's chunks exist before its commit, so garbage
+        collection must not run beside one). Local repositories only: no lock spans the
+        machines that share an S3 repository."""
+        if self._lock_path is None:
+            raise DatacubeError(
+                f"the {self.description} is on S3, where no lock keeps other writers out; "
+                "run this on a local cube"
+            )
+        with (
+            cube_lock(self._lock_path, self._lock_timeout_s, self.description),
+            _storage_errors("maintain", self.description, remote=False),
+        ):
+            yield self._repo
+
     def __repr__(self) -> str:
         return f"Datacube({self.description})"
 
@@ -675,6 +833,13 @@ def _open_or_create_repository(
 
 async def _exist(store: icechunk.IcechunkStore, keys: list[str]) -> list[bool]:
     return list(await asyncio.gather(*(store.exists(key) for key in keys)))
+
+
+async def _get_all(store: icechunk.IcechunkStore, keys: list[str]) -> list[bytes | None]:
+    """The bytes stored under each key (None: absent)."""
+    prototype = default_buffer_prototype()
+    found = await asyncio.gather(*(store.get(key, prototype=prototype) for key in keys))
+    return [None if buffer is None else buffer.to_bytes() for buffer in found]
 
 
 def _conflict_pause(attempt: int = 1) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from darts.errors import DartsError
-from darts.store.errors import StoreError
+from darts.store.errors import CorruptDataError, StoreError
 
 
 class DatacubeError(StoreError, DartsError):
@@ -103,8 +103,47 @@ class CubeFillError(DatacubeError):
         )
 
 
+class TileClaimTimeout(DatacubeError, TimeoutError):
+    """Another process claimed a tile and neither finished it nor died in time."""
+
+    def __init__(self, tile: str, cube: str, holder: str, waited_s: float) -> None:
+        self.tile = tile
+        super().__init__(
+            f"timed out after {waited_s:.0f} s waiting for tile {tile} of the {cube}, "
+            f"which {holder} is fetching and still running (a dead one's claim is taken "
+            "over). Let that process finish, then run again (only missing tiles are "
+            "fetched), or wait longer with --lock-wait"
+        )
+
+
 class CubeCommitError(DatacubeError):
     """A tile's commit could not be made to stick (conflicts, or a commit that was lost)."""
+
+
+class CorruptCubeChunkError(DatacubeError, CorruptDataError):
+    """A chunk of a cube variable fails its checksum or does not decode: its pixels
+    are never returned. Names the cube, the variable, the chunk and the tiles whose
+    pixels it holds."""
+
+    def __init__(
+        self, cube: str, variable: str, chunk: str, reason: str, tiles: Iterable[str] = ()
+    ) -> None:
+        self.cube = cube
+        self.variable = variable
+        self.chunk = chunk
+        self.reason = reason
+        self.tiles = list(tiles)
+        held = f" (pixels of tile(s) {', '.join(self.tiles)})" if self.tiles else ""
+        super().__init__(
+            f"the {cube} is damaged: variable {variable!r} {chunk}{held}: {reason}; its "
+            "data is not used. Move the cube aside (or delete it) and stage it again: "
+            "`darts inference prep-data sentinel2 --scene-ids <ids> --aux` for the "
+            "scenes you need (only the tiles they need are fetched)"
+        )
+
+
+class DamagedCubeError(DatacubeError, CorruptDataError):
+    """The repository's own metadata (snapshot, manifests) no longer parses."""
 
 
 class CubeRegionError(DatacubeError, ValueError):

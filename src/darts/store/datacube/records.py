@@ -17,9 +17,11 @@ from typing import Any, cast
 
 from darts import __version__
 from darts.grid.cube import Window
-from darts.store.cube_spec import TileStatus
-from darts.store.datacube_errors import DatacubeError
+from darts.store.datacube.errors import DatacubeError
+from darts.store.datacube.spec import TileStatus
 
+# How a commit that removes tiles (their records with them) begins its message.
+REMOVAL_MESSAGE = "darts: remove tile(s)"
 TILES_GROUP = "_tiles"
 _RECORD_KEY = "darts_tile"
 _STATUSES: tuple[TileStatus, ...] = ("filled", "empty")
@@ -85,7 +87,8 @@ class TileRecord:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise DatacubeError(
-                f"the tile record {where} is damaged ({error}); delete the cube and fill it again"
+                f"the tile record {where} is damaged ({error}); `darts cache repair` drops "
+                "that tile and fetches it again"
             ) from None
 
 

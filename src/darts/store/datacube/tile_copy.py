@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import zarr
 
-from darts.store.cube_spec import CubeSpec, TileBuffer
+from darts.store.datacube.spec import CubeSpec, TileBuffer
 
 # Tile pixels go into the cube in blocks of whole chunks of about this size, so a
 # 25,000² tile never has to be in memory at once.
