@@ -65,6 +65,10 @@ SMOKE_RUNS = {
         ["--scenes", "1", "--online-scenes", "1", "--resolution", "32", "--workdir", "{tmp}"],
         "first attempt",
     ),
+    "kill trials": (
+        "bench_kill_trials.py", ["--trials", "1", "--scenes", "1", "--workdir", "{tmp}"],
+        "kills landed",
+    ),
     "store encoding": (
         "bench_store_encoding.py", ["--size", "2048", "--runs", "1", "--workdir", "{tmp}"], "MB"
     ),

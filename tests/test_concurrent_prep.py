@@ -193,7 +193,6 @@ def test_nothing_but_the_data_is_visible_beside_the_users_paths(
         "--raw-data-store", str(mine / "scenes"),
         "--arcticdem-dir", str(mine / "dem.icechunk"),
         "--tcvis-dir", str(mine / "tcvis.icechunk"),
-        "--output-dir", str(mine / "out"),
     ]  # fmt: skip
     code = main(
         ["inference", "prep-data", "sentinel2", "--scene-ids", scene, "--optical", "--aux", *paths]
@@ -204,7 +203,7 @@ def test_nothing_but_the_data_is_visible_beside_the_users_paths(
             [
                 "inference", "sentinel2-sequential", "--scene-ids", scene, "--offline",
                 "--model-files", str(model_file), "--patch-size", "256", "--overlap", "32",
-                *paths,
+                *paths, "--output-dir", str(mine / "out"),
             ]
         )  # fmt: skip
     assert audit.blocked == []
