@@ -67,7 +67,7 @@ SMOKE_RUNS = {
     ),
     "kill trials": (
         "bench_kill_trials.py", ["--trials", "1", "--scenes", "1", "--workdir", "{tmp}"],
-        "kills landed",
+        "kills that landed",
     ),
     "store encoding": (
         "bench_store_encoding.py", ["--size", "2048", "--runs", "1", "--workdir", "{tmp}"], "MB"
