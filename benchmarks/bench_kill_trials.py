@@ -25,10 +25,10 @@ ended is reported and drawn again), then
 
 Printed: a line per trial (kill time; phase: ``start`` before the first commit, then
 ``ArcticDEM``, ``TCVIS``, ``optical`` by the first not yet complete, ``finish`` when
-everything was committed and the run was writing its report; the resume's time), then the counts against
-the targets (kills landed, 0 corrupt, every resume completes, identical, clean, nothing
-refetched) and the resumes' times against the uninterrupted run's. ~25 min for 30 trials
-on 2 cores.
+everything was committed and the run was writing its report; the resume's time), then
+the counts against the targets (kills landed, 0 corrupt, every resume completes,
+identical, clean, nothing refetched) and the resumes' times against the uninterrupted
+run's. ~25 min for 30 trials on 2 cores.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-import google_crc32c
+import crc32c
 import numcodecs
 import numpy as np
 import zarr
@@ -213,9 +213,9 @@ def _damaged(piece: _Piece, reason: str) -> DamagedChunk:
 
 def _shard_index(piece: _Piece, index: np.ndarray, layout: _Layout) -> np.ndarray:
     """A shard's index bytes as (offset, length) per block, its CRC-32C checked."""
-    if len(index) != layout.index_bytes or google_crc32c.value(
-        index[:-_CRC_BYTES].tobytes()
-    ) != int.from_bytes(index[-_CRC_BYTES:].tobytes(), "little"):
+    if len(index) != layout.index_bytes or crc32c.crc32c(index[:-_CRC_BYTES]) != int.from_bytes(
+        index[-_CRC_BYTES:].tobytes(), "little"
+    ):
         raise _damaged(piece, "the shard's index fails its CRC-32C")
     entries = np.frombuffer(index[:-_CRC_BYTES].tobytes(), _INDEX_ENTRY)
     return entries.reshape(*layout.blocks, 2)
