@@ -1189,7 +1189,9 @@ def main(argv: list[str] | None = None) -> int:
         Candidate.parse(text) for text in DEFAULT_CANDIDATES
     ]
     candidates = list(dict.fromkeys(candidates))
-    work = Path(tempfile.mkdtemp(prefix="bench-aux-cube-", dir=args.workdir))
+    from bench_common import work_folder
+
+    work = Path(tempfile.mkdtemp(prefix="bench-aux-cube-", dir=work_folder(args.workdir)))
     cubes_dir = args.keep or work / "cubes"
     cubes_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

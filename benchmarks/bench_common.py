@@ -21,6 +21,13 @@ from darts.sandbox.layout import WorldLayout
 MAIN_TILE = "T08WNB"
 
 
+def work_folder(path: Path | None) -> Path | None:
+    """``--workdir``, made if it does not exist yet (None: the system's temp folder)."""
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def world_layout(name: str, folder: Path | None = None) -> WorldLayout:
     """An already built world folder as it is, else the named world from the test
     suite's cache (``.sandbox/<digest>/``), built there on first use."""

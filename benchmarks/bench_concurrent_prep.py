@@ -36,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench_common import world_layout
+from bench_common import work_folder, world_layout
 
 from darts.sandbox.servers.faults import FaultConfig
 from darts.sandbox.service import Sandbox
@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     flags = {"both": ["--optical", "--aux"], "aux": ["--aux"], "optical": ["--optical"]}
     layout = world_layout(args.world, args.world_dir)
-    work = Path(tempfile.mkdtemp(prefix="bench-concurrent-", dir=args.workdir))
+    work = Path(tempfile.mkdtemp(prefix="bench-concurrent-", dir=work_folder(args.workdir)))
     slow = FaultConfig(latency_ms=args.latency_ms)
     try:
         with Sandbox(layout, faults=dict.fromkeys(DATA_SERVERS, slow)) as sandbox:

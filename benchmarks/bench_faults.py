@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_common import world_layout
+from bench_common import work_folder, world_layout
 
 from darts.sandbox.fault_trials import (
     Traffic,
@@ -264,7 +264,7 @@ def main() -> int:
         "online": "sentinel2-sequential, online",
     }
     workloads = {kind: Workload(name) for kind, name in names.items()}
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=work_folder(args.workdir)) as tmp:
         work = Path(tmp)
         setup = Setup(scenes, online, tiny_model(work), args.resolution)
         print("fault-free:", flush=True)

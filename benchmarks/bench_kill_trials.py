@@ -43,7 +43,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench_common import world_layout
+from bench_common import work_folder, world_layout
 
 from darts.sandbox.kill_trials import (
     PHASES,
@@ -98,7 +98,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     trials: list[Trial] = []  # kills that landed
     late: list[Trial] = []  # kills drawn after the run had ended
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp, Sandbox(layout) as sandbox:
+    workdir = work_folder(args.workdir)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp, Sandbox(layout) as sandbox:
         work = Path(tmp)
         config = sandbox.write_config(work / "sandbox.toml")
         reference = work / "reference"

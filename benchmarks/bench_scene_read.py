@@ -69,7 +69,7 @@ import numcodecs
 import numpy as np
 import xarray as xr
 import zarr
-from bench_common import checksum_share, pick_item, world_layout
+from bench_common import checksum_share, pick_item, work_folder, world_layout
 from zarr.storage import LocalStore
 
 from darts.net import NetworkSettings, S3Client, S3Settings
@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    work = Path(tempfile.mkdtemp(prefix="bench-scene-read-", dir=args.workdir))
+    work = Path(tempfile.mkdtemp(prefix="bench-scene-read-", dir=work_folder(args.workdir)))
     try:
         store = SceneStore(args.store if args.store else work / "ours")
         scene_id, bands = staged_scene(store, args.world, args.scene)

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
+from bench_common import work_folder
 from zarr.storage import LocalStore
 
 from darts.store.encoding import DEFAULT_ENCODING, BandEncoding
@@ -241,7 +242,7 @@ def main() -> None:
         f"{(band == NODATA).mean():.0%} nodata, synthesized in "
         f"{time.perf_counter() - start:.1f} s; {args.runs} runs: min / median wall (median cpu)"
     )
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=work_folder(args.workdir)) as tmp:
         work = Path(tmp)
         results = bench_encodings(band, candidates, work, args.runs)
         ref = results[0]
